@@ -82,6 +82,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             "name": self.server_name, "method": self.command, "target": target,
             "path": parts.path, "query": parts.query, "headers": headers,
             "body_bytes": body_bytes, "peer": self.client_address[0],
+            "peer_port": self.client_address[1],
             "tls": isinstance(self.connection, ssl.SSLSocket),
         }, indent=1).encode() + b"\n"
         self.send_response(200)

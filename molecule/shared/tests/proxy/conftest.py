@@ -1,0 +1,186 @@
+"""The proxy verification suite: one suite for every proxy flavour.
+
+Checks travel over the scenario network from the probe container, with real
+clients (curl, openssl, websockets), to the edge host the scenario converged.
+PIPELIT_EDGE_PROXY names the flavour; FLAVOURS holds the few facts that
+differ between them (where the access log is, what a broken change looks like).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import testinfra
+
+SCENARIO = os.environ["MOLECULE_SCENARIO_NAME"]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+CONVERGE = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
+PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
+
+# The sites of molecule/shared/vars/sites.yml, by the domains the edge
+# container answers to on the scenario network.
+PIPELIT = "pipelit.test"
+VAULT = "vault.test"
+SITE_OF = {PIPELIT: "pipelit", "www.pipelit.test": "pipelit", VAULT: "aliasvault"}
+
+FLAVOURS = {
+    "nginx": {
+        "access_log": "/var/log/nginx/access.log",
+        # Where each site's self-signed certificate is: the probe trusts it.
+        "trust_anchor": "/etc/ssl/pipelit-edge/{site}/fullchain.pem",
+        # Everything whose change would change what the edge serves.
+        "config_paths": ["/etc/nginx", "/etc/ssl/pipelit-edge"],
+        # A change the model accepts but the proxy's own check rejects, and
+        # the proxy's message for it.
+        "broken_upstream": "backend.invalid:8000",
+        "broken_message": "host not found in upstream",
+    },
+}
+FLAVOUR = FLAVOURS[PROXY]
+
+
+def host_named(role):
+    return testinfra.get_host(f"ansible://{role}-{SCENARIO}", ansible_inventory=INVENTORY)
+
+
+@pytest.fixture(scope="session")
+def edge():
+    return host_named("edge")
+
+
+@pytest.fixture(scope="session")
+def probe():
+    return host_named("probe")
+
+
+@pytest.fixture(scope="session")
+def probe_address(probe):
+    """The probe's address on the scenario network: what the edge should report."""
+    return probe.check_output("hostname -i").split()[0]
+
+
+@pytest.fixture(scope="session")
+def ca_files(edge, probe):
+    """Each site's certificate, copied from the edge, as the probe's trust anchor."""
+    paths = {}
+    for site in sorted(set(SITE_OF.values())):
+        pem = edge.file(FLAVOUR["trust_anchor"].format(site=site)).content_string
+        assert "BEGIN CERTIFICATE" in pem
+        path = f"/tmp/ca-{site}.pem"
+        probe.run(f"cat > {path} <<'EOF'\n{pem}\nEOF")
+        paths[site] = path
+    return paths
+
+
+@dataclass
+class Response:
+    status: int
+    http_version: str
+    redirect: str
+    headers: dict = field(default_factory=dict)
+    body: str = ""
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def curl(probe, url, *options, ca=None):
+    """One request from the probe with curl; the response, parsed."""
+    cmd = ["curl", "-sS", "--max-time", "60", "-o", "/tmp/curl.body", "-D", "/tmp/curl.headers",
+           "-w", "%{http_code} %{http_version} %{redirect_url}"]
+    if ca:
+        cmd += ["--cacert", ca]
+    result = probe.run(shlex.join([*cmd, *options, url]))
+    assert result.rc == 0, f"curl {url} failed: {result.stderr}"
+    status, version, *redirect = result.stdout.split(" ", 2)
+    headers = {}
+    for line in probe.file("/tmp/curl.headers").content_string.splitlines()[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    body = probe.run("cat /tmp/curl.body").stdout
+    return Response(int(status), version, redirect[0] if redirect else "", headers, body)
+
+
+@pytest.fixture(scope="session")
+def fetch(probe, ca_files):
+    """fetch(url, *curl options): over HTTPS, trusting the site's own certificate."""
+    def _fetch(url, *options):
+        host = url.split("/")[2].split(":")[0]
+        return curl(probe, url, *options, ca=ca_files[SITE_OF[host]])
+    return _fetch
+
+
+# nginx closes a silent proxied connection after 60 s unless told otherwise.
+IDLE_SECONDS = 75
+
+
+@pytest.fixture(scope="session", autouse=True)
+def idle_socket(probe, ca_files):
+    """A WebSocket that goes quiet for IDLE_SECONDS, opened when the session
+    starts so the other checks run while it waits; yields a function that
+    waits for its report."""
+    # A name of its own, so a job left over from an earlier session cannot
+    # touch this session's report.
+    report = f"/tmp/ws-idle-{uuid.uuid4().hex}.json"
+    probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=idle-secret' "
+              f"--cafile {ca_files['pipelit']} --idle {IDLE_SECONDS} > {report}.part 2>&1; "
+              f"mv {report}.part {report}) >/dev/null 2>&1 &")
+    started = time.monotonic()
+
+    def wait():
+        deadline = started + IDLE_SECONDS + 60
+        while time.monotonic() < deadline:
+            if probe.file(report).exists:
+                return json.loads(probe.file(report).content_string)
+            time.sleep(2)
+        pytest.fail(f"no report from the idle WebSocket within {IDLE_SECONDS + 60} s")
+    return wait
+
+
+def ws_check(probe, url, ca, *options):
+    """Runs the WebSocket checker on the probe; (exit code, its JSON report)."""
+    result = probe.run(shlex.join(["python3", "/usr/local/bin/ws_check.py", url, "--cafile", ca, *options]))
+    return result.rc, json.loads(result.stdout or "{}")
+
+
+def config_digest(edge):
+    """One digest of every file the edge serves from."""
+    paths = " ".join(FLAVOUR["config_paths"])
+    return edge.check_output(f"find {paths} -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str  # stdout and stderr together: ansible-core prints errors on stderr
+
+
+def run_converge(extra_vars):
+    """Runs the scenario's converge playbook from the controller with extra vars."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars, handle)
+    try:
+        result = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, str(CONVERGE), "-e", f"@{handle.name}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    finally:
+        os.unlink(handle.name)
+    return PlaybookRun(result.returncode, result.stdout)
+
+
+def valid_sites():
+    """The scenario's own sites (molecule/shared/vars/sites.yml), as a fresh copy."""
+    import yaml
+    path = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "molecule/shared/vars/sites.yml"
+    return yaml.safe_load(path.read_text())["proxy_sites"]
