@@ -11,19 +11,17 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
-import tempfile
+import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import testinfra
 
-SCENARIO = os.environ["MOLECULE_SCENARIO_NAME"]
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-CONVERGE = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from edge_testing import curl, host_named, run_converge  # noqa: E402,F401  (re-exported to the tests)
+from edge_testing import config_digest as digest_of  # noqa: E402
+
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
 
 # The sites of molecule/shared/vars/sites.yml, by the domains the edge
@@ -39,17 +37,24 @@ FLAVOURS = {
         "trust_anchor": "/etc/ssl/pipelit-edge/{site}/fullchain.pem",
         # Everything whose change would change what the edge serves.
         "config_paths": ["/etc/nginx", "/etc/ssl/pipelit-edge"],
-        # A change the model accepts but the proxy's own check rejects, and
-        # the proxy's message for it.
-        "broken_upstream": "backend.invalid:8000",
+        # A change to the pipelit site that the model accepts but the proxy's
+        # own check rejects, and the proxy's message for it.
+        "broken_change": {"upstreams": {"app": {"servers": ["backend.invalid:8000"]}}},
         "broken_message": "host not found in upstream",
+    },
+    "caddy": {
+        "access_log": "/var/log/caddy/access.log",
+        # Caddy's own CA (tls internal) signs every self_signed site: its root.
+        "trust_anchor": "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt",
+        "config_paths": ["/etc/caddy", "/etc/systemd/system/caddy.service.d"],
+        # The operator switches to their own certificate before the files are
+        # on the host: the model accepts the paths, `caddy validate` cannot load them.
+        "broken_change": {"tls": {"mode": "files", "certificate": "/etc/ssl/pipelit/fullchain.pem",
+                                  "certificate_key": "/etc/ssl/pipelit/privkey.pem"}},
+        "broken_message": "loading certificates: open /etc/ssl/pipelit/fullchain.pem: no such file or directory",
     },
 }
 FLAVOUR = FLAVOURS[PROXY]
-
-
-def host_named(role):
-    return testinfra.get_host(f"ansible://{role}-{SCENARIO}", ansible_inventory=INVENTORY)
 
 
 @pytest.fixture(scope="session")
@@ -79,36 +84,6 @@ def ca_files(edge, probe):
         probe.run(f"cat > {path} <<'EOF'\n{pem}\nEOF")
         paths[site] = path
     return paths
-
-
-@dataclass
-class Response:
-    status: int
-    http_version: str
-    redirect: str
-    headers: dict = field(default_factory=dict)
-    body: str = ""
-
-    def json(self):
-        return json.loads(self.body)
-
-
-def curl(probe, url, *options, ca=None):
-    """One request from the probe with curl; the response, parsed."""
-    cmd = ["curl", "-sS", "--max-time", "60", "-o", "/tmp/curl.body", "-D", "/tmp/curl.headers",
-           "-w", "%{http_code} %{http_version} %{redirect_url}"]
-    if ca:
-        cmd += ["--cacert", ca]
-    result = probe.run(shlex.join([*cmd, *options, url]))
-    assert result.rc == 0, f"curl {url} failed: {result.stderr}"
-    status, version, *redirect = result.stdout.split(" ", 2)
-    headers = {}
-    for line in probe.file("/tmp/curl.headers").content_string.splitlines()[1:]:
-        if ":" in line:
-            name, value = line.split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-    body = probe.run("cat /tmp/curl.body").stdout
-    return Response(int(status), version, redirect[0] if redirect else "", headers, body)
 
 
 @pytest.fixture(scope="session")
@@ -155,28 +130,7 @@ def ws_check(probe, url, ca, *options):
 
 def config_digest(edge):
     """One digest of every file the edge serves from."""
-    paths = " ".join(FLAVOUR["config_paths"])
-    return edge.check_output(f"find {paths} -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
-
-
-@dataclass
-class PlaybookRun:
-    returncode: int
-    output: str  # stdout and stderr together: ansible-core prints errors on stderr
-
-
-def run_converge(extra_vars):
-    """Runs the scenario's converge playbook from the controller with extra vars."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra_vars, handle)
-    try:
-        result = subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, str(CONVERGE), "-e", f"@{handle.name}"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
-    finally:
-        os.unlink(handle.name)
-    return PlaybookRun(result.returncode, result.stdout)
+    return digest_of(edge, FLAVOUR["config_paths"])
 
 
 def valid_sites():

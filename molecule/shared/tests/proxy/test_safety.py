@@ -53,7 +53,7 @@ def test_bad_input_names_the_site_and_the_field(bad_input_run, name, mistake, me
 
 def test_broken_change_fails_and_the_site_keeps_answering(edge, fetch):
     sites = valid_sites()
-    sites[0]["upstreams"] = {"app": {"servers": [FLAVOUR["broken_upstream"]]}}
+    sites[0].update(FLAVOUR["broken_change"])
     before = config_digest(edge)
     result = run_converge({"proxy_sites": sites})
     assert result.returncode != 0

@@ -1,0 +1,81 @@
+"""Helpers every verification suite of pipelit-edge shares.
+
+Molecule's verifier runs the suites with the scenario's environment: which
+scenario, its inventory, its converge playbook. Hosts are named ROLE-SCENARIO
+(.config/molecule/config.yml): edge-nginx, probe-nginx and so on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import testinfra
+
+SCENARIO = os.environ["MOLECULE_SCENARIO_NAME"]
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+CONVERGE = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
+
+
+def host_named(role):
+    return testinfra.get_host(f"ansible://{role}-{SCENARIO}", ansible_inventory=INVENTORY)
+
+
+@dataclass
+class Response:
+    status: int
+    http_version: str
+    redirect: str
+    headers: dict = field(default_factory=dict)
+    body: str = ""
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def curl(probe, url, *options, ca=None):
+    """One request from the probe with curl; the response, parsed."""
+    cmd = ["curl", "-sS", "--max-time", "60", "-o", "/tmp/curl.body", "-D", "/tmp/curl.headers",
+           "-w", "%{http_code} %{http_version} %{redirect_url}"]
+    if ca:
+        cmd += ["--cacert", ca]
+    result = probe.run(shlex.join([*cmd, *options, url]))
+    assert result.rc == 0, f"curl {url} failed: {result.stderr}"
+    status, version, *redirect = result.stdout.split(" ", 2)
+    headers = {}
+    for line in probe.file("/tmp/curl.headers").content_string.splitlines()[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    body = probe.run("cat /tmp/curl.body").stdout
+    return Response(int(status), version, redirect[0] if redirect else "", headers, body)
+
+
+@dataclass
+class PlaybookRun:
+    returncode: int
+    output: str  # stdout and stderr together: ansible-core prints errors on stderr
+
+
+def run_converge(extra_vars):
+    """Runs the scenario's converge playbook from the controller with extra vars."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(extra_vars, handle)
+    try:
+        result = subprocess.run(
+            ["ansible-playbook", "-i", INVENTORY, str(CONVERGE), "-e", f"@{handle.name}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    finally:
+        os.unlink(handle.name)
+    return PlaybookRun(result.returncode, result.stdout)
+
+
+def config_digest(host, paths):
+    """One digest of every file under the given paths on a host."""
+    return host.check_output(f"find {' '.join(paths)} -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
