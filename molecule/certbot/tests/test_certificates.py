@@ -37,7 +37,7 @@ def test_forced_renewal_reloads_nginx_without_a_failed_request(edge, probe, pebb
               "https://pipelit.test/health >> /tmp/renewal-loop.codes; sleep 0.05; done; "
               "touch /tmp/renewal-loop.done) >/dev/null 2>&1 &")
     time.sleep(1)
-    renewal = certbot(edge, "renew --force-renewal --cert-name pipelit-edge-pipelit")
+    renewal = certbot(edge, "renew --force-renewal --no-random-sleep-on-renew --cert-name pipelit-edge-pipelit")
     time.sleep(2)
     probe.run("touch /tmp/renewal-loop.stop")
     for _ in range(50):
@@ -55,7 +55,7 @@ def test_forced_renewal_reloads_nginx_without_a_failed_request(edge, probe, pebb
 
 
 def test_dry_run_renewal_succeeds(edge):
-    dry_run = certbot(edge, f"renew --dry-run --server {ACME_URL} --cert-name pipelit-edge-pipelit")
+    dry_run = certbot(edge, f"renew --dry-run --no-random-sleep-on-renew --server {ACME_URL} --cert-name pipelit-edge-pipelit")
     assert dry_run.rc == 0, dry_run.stdout
     assert "simulated renewals succeeded" in dry_run.stdout
 
