@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
-from edge_testing import host_named  # noqa: E402
+from edge_testing import edge, probe  # noqa: E402,F401  (fixtures)
 
 ACME_URL = "https://acme.test:14000/dir"
 ACME_TLS_CA = "/usr/local/share/pebble-tls-ca.pem"  # on the edge (molecule/shared/acme.yml)
@@ -14,16 +14,6 @@ SITES = {
     "pipelit": {"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.test"], "tls": {"mode": "acme"}},
     "aliasvault": {"name": "aliasvault", "profile": "aliasvault", "domains": ["vault.test"], "tls": {"mode": "acme"}},
 }
-
-
-@pytest.fixture(scope="session")
-def edge():
-    return host_named("edge")
-
-
-@pytest.fixture(scope="session")
-def probe():
-    return host_named("probe")
 
 
 @pytest.fixture(scope="session")

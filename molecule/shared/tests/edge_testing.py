@@ -15,6 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import testinfra
 
 SCENARIO = os.environ["MOLECULE_SCENARIO_NAME"]
@@ -24,6 +25,17 @@ CONVERGE = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
 
 def host_named(role):
     return testinfra.get_host(f"ansible://{role}-{SCENARIO}", ansible_inventory=INVENTORY)
+
+
+# The scenario's two hosts as fixtures; a suite's conftest imports them.
+@pytest.fixture(scope="session")
+def edge():
+    return host_named("edge")
+
+
+@pytest.fixture(scope="session")
+def probe():
+    return host_named("probe")
 
 
 @dataclass

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from edge_testing import curl, host_named, run_converge  # noqa: E402,F401  (re-exported to the tests)
+from edge_testing import curl, edge, probe, run_converge  # noqa: E402,F401  (fixtures, and helpers for the tests)
 from edge_testing import config_digest as digest_of  # noqa: E402
 
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
@@ -55,16 +55,6 @@ FLAVOURS = {
     },
 }
 FLAVOUR = FLAVOURS[PROXY]
-
-
-@pytest.fixture(scope="session")
-def edge():
-    return host_named("edge")
-
-
-@pytest.fixture(scope="session")
-def probe():
-    return host_named("probe")
 
 
 @pytest.fixture(scope="session")
