@@ -1,0 +1,52 @@
+"""What the caddy role needs beyond the site model's own checks.
+
+The site model (roles/proxy_sites) accepts everything nginx can render. Caddy
+from the distribution (2.6.2 on Debian 12 and 13) cannot do all of it; this
+module names each such request, site and field, so the play stops before any
+host changes instead of rendering something that behaves differently.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Redacting a query parameter in the access log: the name and '=' are kept,
+# the value (up to the next '&' or '#') becomes REDACTED.
+def caddy_redact_pattern(params):
+    """['token', 'key'] -> a Go regular expression for the log's regexp filter."""
+    names = "|".join(re.escape(str(name)) for name in params)
+    return f"([?&](?:{names})=)[^&#]*"
+
+
+def caddy_unsupported(sites):
+    """One message per thing the model asks for that Caddy 2.6 cannot do."""
+    problems = []
+    for site in sites or []:
+        name = site.get("name")
+        for index, route in enumerate(site.get("routes", [])):
+            field = f"routes[{index}]"
+            if route.get("rate_limit"):
+                problems.append(
+                    f"site '{name}': {field}.rate_limit: Caddy from the distribution has no rate limiting "
+                    "(it needs the caddy-ratelimit plugin, which Debian's build lacks); remove rate_limit "
+                    "from this route or use the nginx role")
+            if route.get("allow") and site.get("trusted_proxies"):
+                problems.append(
+                    f"site '{name}': {field}.allow: with trusted_proxies, Caddy 2.6 can only match the "
+                    "connecting address (the front proxy), not the client it forwards for; drop one of "
+                    "them or use the nginx role")
+            if "*" in str(route.get("path", "")):
+                problems.append(
+                    f"site '{name}': {field}.path: '{route.get('path')}' holds '*', which Caddy reads as a "
+                    "wildcard, not a character of the path")
+        for header in site.get("headers", []):
+            if any(char in str(header.get("value", "")) for char in "{}"):
+                problems.append(
+                    f"site '{name}': headers.{header.get('name')}: Caddy reads '{{' and '}}' in a value as a "
+                    "placeholder; the value cannot hold braces")
+    return problems
+
+
+class FilterModule:
+    def filters(self):
+        return {"caddy_unsupported": caddy_unsupported, "caddy_redact_pattern": caddy_redact_pattern}
