@@ -12,7 +12,6 @@ reload they cause never meets the suite's own idle WebSocket.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sys
 import time
@@ -20,31 +19,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
-from edge_testing import config_digest, curl, host_named, run_converge  # noqa: E402
+from edge_testing import config_digest, curl, edge, probe, run_converge  # noqa: E402,F401  (edge, probe: fixtures)
+from edge_testing import valid_sites as scenario_sites  # noqa: E402
 
 CONFIG_PATHS = ["/etc/caddy", "/etc/systemd/system/caddy.service.d"]
 CADDY_ROOT = "/var/lib/caddy/.local/share/caddy/pki/authorities/local/root.crt"
 # tls mode files: a certificate the test makes on the edge for www.pipelit.test.
 OWN_TLS_DIR = "/etc/ssl/pipelit-edge-caddy-test"
 RELOAD_IDLE_SECONDS = 10
-
-
-def scenario_sites():
-    path = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "molecule/shared/vars/sites.yml"
-    return yaml.safe_load(path.read_text())["proxy_sites"]
-
-
-@pytest.fixture(scope="module")
-def edge():
-    return host_named("edge")
-
-
-@pytest.fixture(scope="module")
-def probe():
-    return host_named("probe")
 
 
 @pytest.fixture(scope="module")

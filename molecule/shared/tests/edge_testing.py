@@ -91,3 +91,10 @@ def run_converge(extra_vars):
 def config_digest(host, paths):
     """One digest of every file under the given paths on a host."""
     return host.check_output(f"find {' '.join(paths)} -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum")
+
+
+def valid_sites():
+    """The scenarios' own sites (molecule/shared/vars/sites.yml), as a fresh copy."""
+    import yaml
+    path = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "molecule/shared/vars/sites.yml"
+    return yaml.safe_load(path.read_text())["proxy_sites"]

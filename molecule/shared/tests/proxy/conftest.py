@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from edge_testing import curl, edge, probe, run_converge  # noqa: E402,F401  (fixtures, and helpers for the tests)
+from edge_testing import curl, edge, probe, run_converge, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
 from edge_testing import config_digest as digest_of  # noqa: E402
 
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
@@ -121,10 +121,3 @@ def ws_check(probe, url, ca, *options):
 def config_digest(edge):
     """One digest of every file the edge serves from."""
     return digest_of(edge, FLAVOUR["config_paths"])
-
-
-def valid_sites():
-    """The scenario's own sites (molecule/shared/vars/sites.yml), as a fresh copy."""
-    import yaml
-    path = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "molecule/shared/vars/sites.yml"
-    return yaml.safe_load(path.read_text())["proxy_sites"]
