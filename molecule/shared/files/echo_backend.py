@@ -11,7 +11,12 @@ Standard library only: it must run unchanged on Debian 12 (Python 3.11) and
 Debian 13 (Python 3.13) containers with no extra packages.
 
     echo_backend.py --listen 127.0.0.1 --port 8000 [--tls-cert C --tls-key K]
-                    [--name NAME] [--quiet]
+                    [--name NAME] [--aliasvault-routes] [--quiet]
+
+--aliasvault-routes makes it stand in for AliasVault's internal reverse proxy,
+which routes by path: /api to the API (GET /api answers "OK", as AliasVault's
+health check does), /admin to the Blazor admin (the only WebSocket route), and
+everything else to the web client. Each JSON answer then names its "route".
 """
 
 import argparse
@@ -38,6 +43,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_name = "echo"
     quiet = False
+    aliasvault_routes = False
 
     def handle(self):
         # The listening socket is wrapped with do_handshake_on_connect=False so
@@ -58,11 +64,32 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             return self.handle_any
         raise AttributeError(name)
 
+    def route(self, path):
+        """AliasVault's routing by path prefix (see --aliasvault-routes)."""
+        for prefix, name in (("/api", "api"), ("/admin", "admin")):
+            if path == prefix or path.startswith(prefix + "/"):
+                return name
+        return "client"
+
     def handle_any(self):
+        target = self.requestline.split()[1]
+        route = self.route(urlsplit(target).path) if self.aliasvault_routes else None
         upgrade = self.headers.get("Upgrade", "")
         if ("websocket" in [t.strip().lower() for t in upgrade.split(",")]
                 and self.headers.get("Sec-WebSocket-Key")):
-            self.websocket()
+            if route in (None, "admin"):
+                self.websocket()
+            else:  # AliasVault upgrades only its admin's connections
+                self.send_error(404, "no WebSocket on the %s route" % route)
+                self.close_connection = True
+            return
+        if route == "api" and self.command == "GET" and urlsplit(target).path == "/api":
+            self.drain_body()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
             return
         try:
             body_bytes = self.drain_body()
@@ -72,7 +99,6 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             return
         # self.path may already be rewritten (3.11+ collapses a leading "//"),
         # so the target is taken from the request line exactly as received.
-        target = self.requestline.split()[1]
         parts = urlsplit(target)
         headers = {}
         for key, value in self.headers.items():
@@ -83,7 +109,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             "path": parts.path, "query": parts.query, "headers": headers,
             "body_bytes": body_bytes, "peer": self.client_address[0],
             "peer_port": self.client_address[1],
-            "tls": isinstance(self.connection, ssl.SSLSocket),
+            "tls": isinstance(self.connection, ssl.SSLSocket), "route": route,
         }, indent=1).encode() + b"\n"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -239,12 +265,14 @@ def main():
     parser.add_argument("--tls-cert")
     parser.add_argument("--tls-key")
     parser.add_argument("--name", default="echo")
+    parser.add_argument("--aliasvault-routes", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
 
     EchoHandler.server_name, EchoHandler.quiet = args.name, args.quiet
+    EchoHandler.aliasvault_routes = args.aliasvault_routes
     if ":" in args.listen:
         EchoServer.address_family = socket.AF_INET6
     server = EchoServer((args.listen, args.port), EchoHandler)

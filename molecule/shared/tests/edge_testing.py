@@ -74,18 +74,26 @@ class PlaybookRun:
     output: str  # stdout and stderr together: ansible-core prints errors on stderr
 
 
-def run_converge(extra_vars):
-    """Runs the scenario's converge playbook from the controller with extra vars."""
+def run_playbook(playbook, *options, extra_vars=None):
+    """Runs a playbook from the controller on the scenario's inventory (the
+    whole directory: Molecule's hosts plus any linked hosts and group_vars)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(extra_vars, handle)
+        json.dump(extra_vars or {}, handle)
     try:
         result = subprocess.run(
-            ["ansible-playbook", "-i", INVENTORY, str(CONVERGE), "-e", f"@{handle.name}"],
+            ["ansible-playbook", "-i", str(Path(INVENTORY).parent), str(playbook), "-e", f"@{handle.name}", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+            # JSON results: one line per string, never wrapped, so tests can match them.
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+                 "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
     finally:
         os.unlink(handle.name)
     return PlaybookRun(result.returncode, result.stdout)
+
+
+def run_converge(extra_vars):
+    """Runs the scenario's converge playbook from the controller with extra vars."""
+    return run_playbook(CONVERGE, extra_vars=extra_vars)
 
 
 def config_digest(host, paths):

@@ -1,0 +1,45 @@
+"""Fixtures of the full-stack scenarios: the playbooks as operators run them.
+
+PIPELIT_EDGE_APP names the application (pipelit or aliasvault) and
+PIPELIT_EDGE_PROXY the proxy (nginx or caddy) the scenario deployed; the sites
+and settings are the embedded default's (inventories/demo).
+"""
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from edge_testing import CONVERGE, SCENARIO, curl, edge, probe, run_playbook  # noqa: E402,F401  (fixtures, helpers)
+
+APP = os.environ["PIPELIT_EDGE_APP"]
+PROXY = os.environ["PIPELIT_EDGE_PROXY"]
+PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
+VERIFY = PROJECT / "playbooks" / "verify.yml"
+EDGE_HOST = f"edge-{SCENARIO}"
+
+# The application's site in inventories/demo: its domains, its WebSocket path.
+APPS = {
+    "pipelit": {"site": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"], "websocket": "/ws/"},
+    "aliasvault": {"site": "aliasvault", "domains": ["vault.test"], "websocket": "/admin/_blazor"},
+}
+SITE = APPS[APP]
+# Pebble's issuing root on the probe (molecule/shared/acme.yml).
+PEBBLE_ROOT = "/usr/local/share/pebble-roots.pem"
+# What the proxy's configuration is on disk, for "nothing changed" checks.
+CONFIG_PATHS = {"nginx": ["/etc/nginx"], "caddy": ["/etc/caddy"]}[PROXY]
+
+
+def rows(output, status):
+    """(site, check, target) of the report rows with this status (PASS, FAIL, SKIP);
+    site is "-" for the host's own checks (closed ports, firewall)."""
+    return set(re.findall(rf'^\s*"{status}\s+(\S+)\s+(closed port|certificate chain|\S+)\s+(\S+)', output, re.M))
+
+
+@pytest.fixture(scope="module")
+def verify_run():
+    """playbooks/verify.yml on the converged edge, as the scenario's settings give it."""
+    return run_playbook(VERIFY)
