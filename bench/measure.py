@@ -76,6 +76,11 @@ def time_wait(container):
     return total, upstream
 
 
+def other_containers():
+    names = subprocess.run(["docker", "ps", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    return sum(1 for name in names.split() if not name.endswith("-bench"))
+
+
 def wait_for_time_wait_to_clear(container, limit=100, seconds=65):
     """Wait (at most the 60 s a socket stays in TIME_WAIT) for earlier runs' to go."""
     deadline = time.monotonic() + seconds
@@ -142,10 +147,13 @@ def throughput(cfg):
                 if not smoke_run:
                     wait_for_time_wait_to_clear(edge)
                 tw_before = time_wait(edge)
+                others = other_containers()
                 cpu_before = cpu_seconds(edge)
                 result = wrk(base + path, cfg)
                 cpu_after = cpu_seconds(edge)
                 result["tw_before"], result["tw_upstream_before"] = tw_before
+                # Someone else's containers on the same cores skew a run: say so.
+                result["other_containers"] = max(others, other_containers())
                 result["tw_after"], result["tw_upstream_after"] = time_wait(edge)
                 result["cpu_us_per_request"] = {
                     k: round((cpu_after.get(k, 0) - cpu_before.get(k, 0)) * 1e6 / max(1, result["requests"]), 1)
@@ -274,6 +282,12 @@ def ansible_runs(specs):
                 row["hosts"][host] = {"tasks": int(ok) + int(failed) + int(skipped) + int(unreachable),
                                       "ok": int(ok), "changed": int(changed), "failed": int(failed),
                                       "skipped": int(skipped)}
+            # profile_tasks' summary: "role : task name ------ 12.34s".
+            row["slowest_tasks"] = [
+                {"task": task.strip(), "seconds": float(secs)}
+                for task, secs in re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", text, re.M)][:6]
+            if name.startswith("unchanged") and any(h["changed"] for h in row["hosts"].values()):
+                problems.append(f"ansible {name}: a second run changed something (not idempotent)")
             if not row["hosts"] or any(h["failed"] for h in row["hosts"].values()):
                 problems.append(f"ansible {name}: no recap or failed tasks in {logfile}")
         except OSError as exc:
@@ -329,18 +343,18 @@ def markdown(data):
     add("### Throughput and latency (small requests)")
     add("")
     add("| workload | target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req "
-        "| new TIME_WAIT on the edge (upstream side) |")
-    add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        "| new TIME_WAIT on the edge (upstream side) | other containers |")
+    add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in data["throughput"]:
         r = row["result"]
         target = f"direct ({row['edge']} edge)" if row["target"] == "direct" else row["target"]
         if not r:
-            add(f"| `{row['workload']}` | {target} | failed | | | | | | |")
+            add(f"| `{row['workload']}` | {target} | failed | | | | | | | |")
             continue
         add(f"| `{row['workload']}` | {target} | {r['rps']:.0f} | {r.get('of_direct', 0):.3f} | "
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us_per_request']['proxy']} | "
             f"{r['cpu_us_per_request']['backend']} | {r['tw_after'] - r['tw_before']} "
-            f"({r['tw_upstream_after'] - r['tw_upstream_before']}) |")
+            f"({r['tw_upstream_after'] - r['tw_upstream_before']}) | {r.get('other_containers', '?')} |")
     add("")
     add("### Idle WebSockets")
     add("")
@@ -371,11 +385,12 @@ def markdown(data):
     add("")
     add("### Ansible (both edges in one play)")
     add("")
-    add("| run | seconds | tasks per host (changed) |")
-    add("| --- | ---: | --- |")
+    add("| run | seconds | tasks per host (changed) | slowest tasks (s) |")
+    add("| --- | ---: | --- | --- |")
     for row in data["ansible"]:
         hosts = ", ".join(f"{h}: {v['tasks']} ({v['changed']})" for h, v in sorted(row["hosts"].items()))
-        add(f"| {row['run']} | {row['seconds']:.0f} | {hosts} |")
+        slow = "; ".join(f"{t['task']} {t['seconds']:.1f}" for t in row.get("slowest_tasks", [])[:4])
+        add(f"| {row['run']} | {row['seconds']:.0f} | {hosts} | {slow} |")
     add("")
     if data["problems"]:
         add("### Measurements that could not be made")
