@@ -74,18 +74,19 @@ class PlaybookRun:
     output: str  # stdout and stderr together: ansible-core prints errors on stderr
 
 
-def run_playbook(playbook, *options, extra_vars=None):
+def run_playbook(playbook, *options, extra_vars=None, result_format="yaml"):
     """Runs a playbook from the controller on the scenario's inventory (the
-    whole directory: Molecule's hosts plus any linked hosts and group_vars)."""
+    whole directory: Molecule's hosts plus any linked hosts and group_vars).
+    result_format "json" prints each string of a result on one line, never
+    wrapped (but with JSON's escapes), for tests that match whole lines."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(extra_vars or {}, handle)
     try:
         result = subprocess.run(
             ["ansible-playbook", "-i", str(Path(INVENTORY).parent), str(playbook), "-e", f"@{handle.name}", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
-            # JSON results: one line per string, never wrapped, so tests can match them.
             env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-                 "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+                 "ANSIBLE_CALLBACK_RESULT_FORMAT": result_format})
     finally:
         os.unlink(handle.name)
     return PlaybookRun(result.returncode, result.stdout)

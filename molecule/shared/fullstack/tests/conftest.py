@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from edge_testing import CONVERGE, SCENARIO, curl, edge, probe, run_playbook  # noqa: E402,F401  (fixtures, helpers)
+import edge_testing  # noqa: E402
+from edge_testing import CONVERGE, SCENARIO, curl, edge, probe  # noqa: E402,F401  (fixtures, helpers)
 
 APP = os.environ["PIPELIT_EDGE_APP"]
 PROXY = os.environ["PIPELIT_EDGE_PROXY"]
@@ -31,6 +32,12 @@ SITE = APPS[APP]
 PEBBLE_ROOT = "/usr/local/share/pebble-roots.pem"
 # What the proxy's configuration is on disk, for "nothing changed" checks.
 CONFIG_PATHS = {"nginx": ["/etc/nginx"], "caddy": ["/etc/caddy"]}[PROXY]
+
+
+def run_playbook(playbook, *options, extra_vars=None):
+    """A playbook run whose report lines and failure messages are never
+    wrapped (JSON results), so the tests can match them whole."""
+    return edge_testing.run_playbook(playbook, *options, extra_vars=extra_vars, result_format="json")
 
 
 def rows(output, status):
