@@ -72,8 +72,11 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         return "client"
 
     def handle_any(self):
+        # self.path may already be rewritten (3.11+ collapses a leading "//"),
+        # so the target is taken from the request line exactly as received.
         target = self.requestline.split()[1]
-        route = self.route(urlsplit(target).path) if self.aliasvault_routes else None
+        parts = urlsplit(target)
+        route = self.route(parts.path) if self.aliasvault_routes else None
         upgrade = self.headers.get("Upgrade", "")
         if ("websocket" in [t.strip().lower() for t in upgrade.split(",")]
                 and self.headers.get("Sec-WebSocket-Key")):
@@ -83,7 +86,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
                 self.send_error(404, "no WebSocket on the %s route" % route)
                 self.close_connection = True
             return
-        if route == "api" and self.command == "GET" and urlsplit(target).path == "/api":
+        if route == "api" and self.command == "GET" and parts.path == "/api":
             self.drain_body()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
@@ -97,9 +100,6 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             self.send_error(400, str(exc))
             self.close_connection = True
             return
-        # self.path may already be rewritten (3.11+ collapses a leading "//"),
-        # so the target is taken from the request line exactly as received.
-        parts = urlsplit(target)
         headers = {}
         for key, value in self.headers.items():
             key = key.lower()
