@@ -4,6 +4,14 @@ Operators describe each site once (`proxy_sites`); the nginx and Caddy roles
 render the normalised form this module returns. Every mistake it finds names
 the site and the field, and all of them are reported together, before any
 host changes. The fields are documented in roles/proxy_sites/README.md.
+
+Everything the model accepts must render into a configuration that both
+`nginx -t` and `caddy validate` accept, and that certbot can request: a
+mistake found by one of them comes after the firewall and the proxy's
+packages have changed the host, and in their words rather than the site's.
+So types are checked exactly (YAML's `yes` is not a port, `true` is not a
+number even though Python's bool is an int), and so are the identifiers the
+renderers derive from names, across every site.
 """
 
 from __future__ import annotations
@@ -14,20 +22,42 @@ import re
 
 TLS_MODES = ("acme", "files", "self_signed")
 SCHEMES = ("http", "https")
+STATES = ("present", "absent")
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DOMAIN_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Host names of upstreams and SNI: any case (DNS is case-insensitive).
+HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 # nginx-style sizes: bytes, or a number with k, m or g (either case).
 SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# nginx keeps sizes in off_t and Caddy in int64: anything larger fails their checks.
+SIZE_MAX = 2**63 - 1
 # Durations both nginx and Caddy (Go) understand.
 DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h)$")
 DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-RATE_RE = re.compile(r"^[1-9]\d*r/[sm]$")
+# A year: nginx's timers and Go's durations both hold it; longer ones overflow
+# nginx's millisecond timers on some builds and mean "never" anyway.
+DURATION_MAX_SECONDS = 366 * 24 * 3600
+RATE_RE = re.compile(r"^[1-9]\d{0,8}r/[sm]$")
 HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9-]+$")
-# A location prefix: no whitespace, quotes, braces or semicolons that would
-# let a path break out of the rendered config.
-PATH_RE = re.compile(r"^/[^\s\"'{};]*$")
+# Response headers that frame the message or the connection: setting them
+# breaks every response (and nginx and Caddy manage them themselves).
+FRAMING_HEADERS = ("connection", "content-length", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer")
+# Characters a header value may not hold: the double quote and line breaks end
+# nginx's quoted string; '$' is an nginx variable, braces a Caddy placeholder,
+# the backslash an escape to both. So the two proxies send the same bytes.
+HEADER_VALUE_FORBIDDEN = "\"\\${}"
+# A location prefix: printable ASCII without whitespace, quotes, braces,
+# semicolons or backslashes (which would let a path break out of the rendered
+# config), '#' (a comment to nginx), '*' (a wildcard to Caddy, a plain
+# character to nginx), '?' (a query is never part of the path) and '%' (nginx
+# matches decoded paths, Caddy the path as sent).
+PATH_RE = re.compile(r"^/[!$&()+,\-./0-9:=@A-Z\[\]^_`a-z|~]*$")
+# Absolute paths on the host that the renderers write unquoted.
+FILE_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@=,:/-]*$")
+# Let's Encrypt (and RFC 8555 CAs generally) issue at most 100 names per certificate.
+ACME_MAX_DOMAINS = 100
 
 SITE_DEFAULTS = {
     "http_port": 80,
@@ -59,31 +89,76 @@ class SiteErrors:
         self.messages.append(f"site '{site}': {field}: {problem}")
 
 
+def kind(value):
+    """What a value is, in YAML's words, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def is_int(value):
+    """A whole number: Python's bool is an int, YAML's true is not a number."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_text(value):
+    return isinstance(value, str)
+
+
 def parse_size(value):
-    """'50m' -> 52428800; None when the value is not a size."""
+    """'50m' or 52428800 -> 52428800; None when the value is not a size (or too large)."""
+    if not (is_text(value) or is_int(value)):
+        return None
     match = SIZE_RE.match(str(value).strip())
     if not match:
         return None
-    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+    return size if size <= SIZE_MAX else None
 
 
 def parse_duration(value):
-    """'86400s' -> 86400 (whole seconds, at least 1); None when malformed."""
-    match = DURATION_RE.match(str(value).strip())
+    """'86400s' -> 86400 (whole seconds, at least 1); None when malformed or over a year."""
+    if not is_text(value):
+        return None
+    match = DURATION_RE.match(value.strip())
     if not match:
         return None
-    return max(1, int(int(match.group(1)) * DURATION_SECONDS[match.group(2)]))
+    seconds = max(1, int(int(match.group(1)) * DURATION_SECONDS[match.group(2)]))
+    return seconds if seconds <= DURATION_MAX_SECONDS else None
 
 
 def is_domain(value):
-    if not isinstance(value, str) or len(value) > 253 or value != value.lower():
+    if not is_text(value) or len(value) > 253 or value != value.lower():
         return False
     return all(DOMAIN_LABEL_RE.match(label) for label in value.split("."))
 
 
+def is_host_name(value):
+    """A DNS host name (any case, one label or more) that is not an IP address."""
+    if not is_text(value) or not value or len(value) > 253 or is_ip(value):
+        return False
+    labels = value.split(".")
+    # All-numeric names look like IPv4 addresses to nginx and Go alike.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(HOST_LABEL_RE.match(label) for label in labels)
+
+
 def split_server(value):
     """'127.0.0.1:8000' or '[::1]:8000' or 'app.internal:443' -> (host, port) or None."""
-    match = re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$", str(value))
+    if not is_text(value):
+        return None
+    match = re.match(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$", value)
     if not match or not 1 <= int(match.group(2)) <= 65535:
         return None
     host = match.group(1)
@@ -92,11 +167,13 @@ def split_server(value):
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
             return None
+    elif not (is_ipv4(host) or is_host_name(host)):
+        return None
     return host, int(match.group(2))
 
 
 def is_port(value):
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
+    return is_int(value) and 1 <= value <= 65535
 
 
 def is_ip(value):
@@ -107,53 +184,183 @@ def is_ip(value):
     return True
 
 
-def is_network(value):
+def is_ipv4(value):
     try:
-        ipaddress.ip_network(str(value), strict=False)
+        ipaddress.IPv4Address(value)
     except ValueError:
         return False
     return True
 
 
+def is_network(value):
+    """An address or network both nginx (allow, set_real_ip_from) and Caddy
+    (remote_ip) parse: no IPv6 zone ('%eth0'), which neither accepts."""
+    if not is_text(value) or "%" in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
+def hashable_text(value):
+    """The value when it is a string, else None (lists and mappings cannot be looked up)."""
+    return value if is_text(value) else None
+
+
+def merge_routes(name, profile_name, profile_routes, site_routes, errors):
+    """The site's routes merged over its profile's by path; a list of
+    (field label, route). The site's routes keep their own index as label
+    (routes[i], what the operator wrote); the profile's other routes follow,
+    labelled profile.routes[i]. The order does not matter to the renderers:
+    nginx and Caddy both pick the longest matching prefix."""
+    by_path = {}
+    for index, route in enumerate(profile_routes):
+        if isinstance(route, dict) and hashable_text(route.get("path")) is not None:
+            by_path.setdefault(route["path"], index)
+    taken = set()
+    merged = []
+    for index, route in enumerate(site_routes):
+        label = f"routes[{index}]"
+        if not isinstance(route, dict):
+            merged.append((label, route))
+            continue
+        path = hashable_text(route.get("path"))
+        state = route.get("state", "present")
+        if state not in STATES:
+            errors.add(name, f"{label}.state", f"{kind(state)} is not one of {', '.join(STATES)}")
+            continue
+        from_profile = path is not None and path in by_path and path not in taken
+        if state == "absent":
+            if profile_name is None:
+                errors.add(name, f"{label}.state", "'absent' removes a route of the site's profile, and this site has no profile")
+            elif not from_profile:
+                known = ", ".join(sorted(by_path)) or "none"
+                errors.add(name, f"{label}.state",
+                           f"'absent' removes a route of profile '{profile_name}', which has no route with path {kind(route.get('path'))} (its paths: {known})")
+            else:
+                taken.add(path)
+            continue
+        own = {key: value for key, value in route.items() if key != "state"}
+        if from_profile:
+            taken.add(path)
+            # Field by field: {path: /ws/, read_timeout: 3600s} keeps websocket and upstream.
+            own = {**copy.deepcopy(profile_routes[by_path[path]]), **own}
+        merged.append((label, own))
+    for index, route in enumerate(profile_routes):
+        path = hashable_text(route.get("path")) if isinstance(route, dict) else None
+        if path is None or path not in taken:
+            merged.append((f"profile.routes[{index}]", copy.deepcopy(route)))
+    return merged
+
+
+def merge_upstreams(name, profile_name, profile_upstreams, site_upstreams, errors):
+    """The site's upstreams merged over its profile's by name, field by field;
+    `state: absent` removes one of the profile's."""
+    merged = copy.deepcopy(profile_upstreams)
+    for key, upstream in site_upstreams.items():
+        field = f"upstreams.{key}"
+        if not isinstance(upstream, dict):
+            merged[key] = upstream
+            continue
+        state = upstream.get("state", "present")
+        if state not in STATES:
+            errors.add(name, f"{field}.state", f"{kind(state)} is not one of {', '.join(STATES)}")
+            continue
+        if state == "absent":
+            if profile_name is None:
+                errors.add(name, f"{field}.state", "'absent' removes an upstream of the site's profile, and this site has no profile")
+            elif key not in profile_upstreams:
+                errors.add(name, f"{field}.state",
+                           f"'absent' removes an upstream of profile '{profile_name}', which has no upstream '{key}' "
+                           f"(its upstreams: {', '.join(sorted(map(str, profile_upstreams))) or 'none'})")
+            else:
+                merged.pop(key, None)
+            continue
+        own = {field_name: value for field_name, value in upstream.items() if field_name != "state"}
+        if isinstance(merged.get(key), dict):
+            own = {**merged[key], **own}
+        merged[key] = own
+    return merged
+
+
 def merged_site(site, profiles, errors):
-    """The site's own fields over its profile's over the defaults."""
-    name = site.get("name", "?")
+    """The site's own fields over its profile's over the defaults. Routes merge
+    by path and upstreams by name, field by field; headers by name. Returns
+    (site, route labels, header layers)."""
+    name = site.get("name") if is_text(site.get("name")) else str(site.get("name", "?"))
     result = copy.deepcopy(SITE_DEFAULTS)
-    profile = site.get("profile")
-    if profile is not None:
-        if profile not in profiles:
-            errors.add(name, "profile", f"'{profile}' is not a known profile (known: {', '.join(sorted(profiles)) or 'none'})")
+    own = copy.deepcopy(site)
+    profile_name = own.get("profile")
+    profile = {}
+    if profile_name is not None:
+        if not is_text(profile_name) or profile_name not in profiles:
+            errors.add(name, "profile", f"{kind(profile_name)} is not a known profile (known: {', '.join(sorted(profiles)) or 'none'})")
+            profile_name = None
+        elif not isinstance(profiles[profile_name], dict):
+            errors.add(name, "profile", f"proxy_sites_profiles.{profile_name} must be a mapping of site fields")
+            profile_name = None
         else:
-            result.update(copy.deepcopy(profiles[profile]))
-    result.update(copy.deepcopy(site))
-    return result
+            profile = copy.deepcopy(profiles[profile_name])
+    result.update(profile)
+    header_layers = [("headers", layer) for layer in (profile.get("headers"), own.get("headers")) if layer is not None]
+    profile_routes = profile.get("routes") if isinstance(profile.get("routes"), list) else []
+    profile_upstreams = profile.get("upstreams") if isinstance(profile.get("upstreams"), dict) else {}
+    for key, value in own.items():
+        if key == "routes" and isinstance(value, list):
+            continue
+        if key == "upstreams" and isinstance(value, dict):
+            result[key] = merge_upstreams(name, profile_name, profile_upstreams, value, errors)
+            continue
+        result[key] = value
+    if isinstance(own.get("routes"), list):
+        labelled = merge_routes(name, profile_name, profile_routes, own["routes"], errors)
+    elif "routes" in own or not isinstance(result["routes"], list):
+        labelled = None  # not a list: check_site says so
+    else:
+        labelled = [(f"profile.routes[{index}]" if profile_name else f"routes[{index}]", route)
+                    for index, route in enumerate(result["routes"])]
+    return result, labelled, header_layers
 
 
 def check_upstream(site, key, upstream, errors):
     field = f"upstreams.{key}"
-    if not NAME_RE.match(str(key)):
+    if not is_text(key) or not NAME_RE.match(key):
         errors.add(site, field, "upstream names are lower-case letters, digits, '-' and '_'")
     if not isinstance(upstream, dict):
-        errors.add(site, field, "must be a mapping with 'servers'")
+        errors.add(site, field, f"must be a mapping with 'servers', not {kind(upstream)}")
         return None
-    unknown = set(upstream) - set(UPSTREAM_DEFAULTS) - {"servers"}
+    unknown = set(map(str, upstream)) - set(UPSTREAM_DEFAULTS) - {"servers"}
     if unknown:
         errors.add(site, field, f"unknown field(s) {', '.join(sorted(unknown))}")
     result = {**UPSTREAM_DEFAULTS, **upstream, "name": key, "id": f"{site}_{key}".replace("-", "_")}
     servers = result.get("servers")
     if not isinstance(servers, list) or not servers:
-        errors.add(site, f"{field}.servers", "needs at least one 'host:port'")
+        errors.add(site, f"{field}.servers", "needs a list of at least one 'host:port'")
         servers = []
     for index, server in enumerate(servers):
         if split_server(server) is None:
-            errors.add(site, f"{field}.servers[{index}]", f"'{server}' is not host:port with a port from 1 to 65535")
+            errors.add(site, f"{field}.servers[{index}]",
+                       f"{kind(server)} is not host:port (an IPv4 address, [IPv6] or a host name) with a port from 1 to 65535")
     if result["scheme"] not in SCHEMES:
-        errors.add(site, f"{field}.scheme", f"'{result['scheme']}' is not one of {', '.join(SCHEMES)}")
+        errors.add(site, f"{field}.scheme", f"{kind(result['scheme'])} is not one of {', '.join(SCHEMES)}")
     if not isinstance(result["verify"], bool):
-        errors.add(site, f"{field}.verify", "must be true or false")
-    if not isinstance(result["keepalive"], int) or result["keepalive"] < 0:
-        errors.add(site, f"{field}.keepalive", "must be a whole number of idle connections, 0 or more")
-    if result["scheme"] == "https" and result["sni"] is None and servers and split_server(servers[0]):
+        errors.add(site, f"{field}.verify", f"must be true or false, not {kind(result['verify'])}")
+    if not is_int(result["keepalive"]) or not 0 <= result["keepalive"] <= 65535:
+        errors.add(site, f"{field}.keepalive", f"must be a whole number of idle connections from 0 to 65535, not {kind(result['keepalive'])}")
+    https = result["scheme"] == "https"
+    if result["sni"] is not None:
+        if not is_host_name(result["sni"]):
+            errors.add(site, f"{field}.sni", f"{kind(result['sni'])} is not a host name (an IP address is never sent as SNI)")
+        elif not https:
+            errors.add(site, f"{field}.sni", "only an upstream with scheme https sends a name")
+    if result["ca_file"] is not None:
+        if not is_text(result["ca_file"]) or not FILE_PATH_RE.match(result["ca_file"]):
+            errors.add(site, f"{field}.ca_file", f"{kind(result['ca_file'])} is not an absolute path on the host (no spaces or quotes)")
+        elif not https or result["verify"] is not True:
+            errors.add(site, f"{field}.ca_file", "only an upstream with scheme https and verify true checks a certificate")
+    if https and result["sni"] is None and servers and split_server(servers[0]):
         # Without an explicit name, present the first server's host name, as a
         # browser would; an IP address is never sent as SNI (RFC 6066).
         host = split_server(servers[0])[0]
@@ -161,162 +368,290 @@ def check_upstream(site, key, upstream, errors):
     return result
 
 
-def check_route(site, index, route, upstream_names, errors):
-    field = f"routes[{index}]"
-    if not isinstance(route, dict):
-        errors.add(site, field, "must be a mapping with 'path' and 'upstream'")
+def check_rate_limit(site, field, limit, zone, errors):
+    """{rate, burst} -> with the nginx zone name; None (and messages) when wrong."""
+    if not isinstance(limit, dict):
+        errors.add(site, field, f"must be a mapping with 'rate' and 'burst', not {kind(limit)}")
         return None
-    unknown = set(route) - set(ROUTE_DEFAULTS) - {"path", "upstream"}
+    unknown = set(map(str, limit)) - {"rate", "burst"}
+    if unknown:
+        errors.add(site, field, f"unknown field(s) {', '.join(sorted(unknown))}")
+    rate = limit.get("rate")
+    burst = limit.get("burst", 0)
+    ok = True
+    if not is_text(rate) or not RATE_RE.match(rate):
+        errors.add(site, f"{field}.rate", f"{kind(rate)} is not a rate such as 10r/s or 600r/m")
+        ok = False
+    if not is_int(burst) or not 0 <= burst <= 1000000:
+        errors.add(site, f"{field}.burst", f"must be a whole number from 0 to 1000000, not {kind(burst)}")
+        ok = False
+    return {"rate": rate, "burst": burst, "zone": zone} if ok and not unknown else None
+
+
+def check_route(site, index, label, route, upstream_names, errors):
+    field = label
+    if not isinstance(route, dict):
+        errors.add(site, field, f"must be a mapping with 'path' and 'upstream', not {kind(route)}")
+        return None
+    unknown = set(map(str, route)) - set(ROUTE_DEFAULTS) - {"path", "upstream", "state"}
     if unknown:
         errors.add(site, field, f"unknown field(s) {', '.join(sorted(unknown))}")
     result = {**ROUTE_DEFAULTS, **route}
+    result.pop("state", None)
     path = result.get("path")
-    if not isinstance(path, str) or not PATH_RE.match(path):
-        errors.add(site, f"{field}.path", f"'{path}' must start with '/' and hold no spaces, quotes, braces or ';'")
+    if not is_text(path) or not PATH_RE.match(path):
+        errors.add(site, f"{field}.path",
+                   f"{kind(path)} must start with '/' and hold no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'")
     upstream = result.get("upstream")
-    if upstream not in upstream_names:
-        errors.add(site, f"{field}.upstream", f"'{upstream}' is not an upstream of this site (known: {', '.join(sorted(upstream_names)) or 'none'})")
+    if not is_text(upstream) or upstream not in upstream_names:
+        errors.add(site, f"{field}.upstream",
+                   f"{kind(upstream)} is not an upstream of this site (known: {', '.join(sorted(map(str, upstream_names))) or 'none'})")
     result["upstream_id"] = f"{site}_{upstream}".replace("-", "_")
     if not isinstance(result["websocket"], bool):
-        errors.add(site, f"{field}.websocket", "must be true or false")
+        errors.add(site, f"{field}.websocket", f"must be true or false, not {kind(result['websocket'])}")
     for timeout in ("read_timeout", "send_timeout"):
         seconds = parse_duration(result[timeout])
         if seconds is None:
-            errors.add(site, f"{field}.{timeout}", f"'{result[timeout]}' is not a duration such as 60s, 5m or 24h")
+            errors.add(site, f"{field}.{timeout}", f"{kind(result[timeout])} is not a duration such as 60s, 5m or 24h (a year at most)")
         result[f"{timeout}_seconds"] = seconds
     if result["max_body_size"] is not None:
         size = parse_size(result["max_body_size"])
         if size is None:
-            errors.add(site, f"{field}.max_body_size", f"'{result['max_body_size']}' is not a size such as 512k, 50m or 1g")
+            errors.add(site, f"{field}.max_body_size", f"{kind(result['max_body_size'])} is not a size such as 512k, 50m or 1g")
         result["max_body_size"] = size
     if not isinstance(result["allow"], list):
-        errors.add(site, f"{field}.allow", "must be a list of addresses or networks")
+        errors.add(site, f"{field}.allow", f"must be a list of addresses or networks, not {kind(result['allow'])}")
         result["allow"] = []
     for net in result["allow"]:
         if not is_network(net):
-            errors.add(site, f"{field}.allow", f"'{net}' is not an IP address or network")
-    limit = result["rate_limit"]
-    if limit is not None:
-        if not isinstance(limit, dict) or not RATE_RE.match(str(limit.get("rate", ""))):
-            errors.add(site, f"{field}.rate_limit.rate", "needs a rate such as 10r/s or 600r/m")
-        elif not isinstance(limit.get("burst", 0), int) or limit.get("burst", 0) < 0:
-            errors.add(site, f"{field}.rate_limit.burst", "must be a whole number, 0 or more")
-        else:
-            result["rate_limit"] = {"rate": limit["rate"], "burst": limit.get("burst", 0), "zone": f"{site}_route{index}".replace("-", "_")}
+            errors.add(site, f"{field}.allow", f"{kind(net)} is not an IP address or network")
+    if result["rate_limit"] is not None:
+        zone = f"{site}_route{index}".replace("-", "_")
+        result["rate_limit"] = check_rate_limit(site, f"{field}.rate_limit", result["rate_limit"], zone, errors)
     return result
 
 
 def check_tls(site, tls, tls_dir, errors):
     if not isinstance(tls, dict):
-        errors.add(site, "tls", "must be a mapping with 'mode'")
+        errors.add(site, "tls", f"must be a mapping with 'mode', not {kind(tls)}")
         tls = {}
     mode = tls.get("mode")
     if mode not in TLS_MODES:
-        errors.add(site, "tls.mode", f"'{mode}' is not one of {', '.join(TLS_MODES)}")
-    unknown = set(tls) - {"mode", "certificate", "certificate_key"}
+        errors.add(site, "tls.mode", f"{kind(mode)} is not one of {', '.join(TLS_MODES)}")
+    unknown = set(map(str, tls)) - {"mode", "certificate", "certificate_key"}
     if unknown:
         errors.add(site, "tls", f"unknown field(s) {', '.join(sorted(unknown))}")
     if mode == "files":
         for key in ("certificate", "certificate_key"):
-            if not str(tls.get(key) or "").startswith("/"):
-                errors.add(site, f"tls.{key}", "mode 'files' needs an absolute path on the host")
+            value = tls.get(key)
+            if not is_text(value) or not FILE_PATH_RE.match(value):
+                errors.add(site, f"tls.{key}", f"mode 'files' needs an absolute path on the host (no spaces or quotes), not {kind(value)}")
         return {"mode": mode, "certificate": tls.get("certificate"), "certificate_key": tls.get("certificate_key")}
+    for key in ("certificate", "certificate_key"):
+        if key in tls:
+            errors.add(site, f"tls.{key}", f"only mode 'files' takes the operator's own files; mode {kind(mode)} would ignore it")
     # self_signed and acme: the edge keeps the pair under its own directory.
     return {"mode": mode, "certificate": f"{tls_dir}/{site}/fullchain.pem", "certificate_key": f"{tls_dir}/{site}/privkey.pem"}
 
 
-def check_headers(site, headers, security_headers, errors):
-    """Security headers merged with the site's: a null or empty value removes one."""
-    if not isinstance(headers, dict):
-        errors.add(site, "headers", "must be a mapping of header name to value")
-        headers = {}
-    merged = {**security_headers, **headers}
+def check_headers(site, security_headers, layers, errors):
+    """Security headers, then the profile's, then the site's, merged by name
+    whatever its case (HTTP header names are case-insensitive): a null or empty
+    value removes one."""
+    merged = {}
+    for field, layer in [("proxy_sites_security_headers", security_headers), *layers]:
+        if not isinstance(layer, dict):
+            errors.add(site, field, f"must be a mapping of header name to value, not {kind(layer)}")
+            continue
+        seen = {}
+        for name, value in layer.items():
+            key = str(name).lower()
+            if key in seen:
+                errors.add(site, f"{field}.{name}", f"is header '{seen[key]}' again (header names ignore case); keep one")
+                continue
+            seen[key] = name
+            merged[key] = (field, str(name), value)
     result = []
-    for name, value in merged.items():
-        if not HEADER_NAME_RE.match(str(name)):
-            errors.add(site, f"headers.{name}", "is not a valid header name")
+    for key, (field, name, value) in merged.items():
+        label = f"{field}.{name}"
+        if not HEADER_NAME_RE.match(name):
+            errors.add(site, label, "is not a valid header name")
         elif value in (None, ""):
             continue
-        elif any(char in str(value) for char in "\"\r\n"):
-            errors.add(site, f"headers.{name}", "a value may not hold double quotes or line breaks")
+        elif key in FRAMING_HEADERS:
+            errors.add(site, label, "frames the message or the connection; the proxy sets it itself")
+        elif not (is_text(value) or is_int(value)):
+            errors.add(site, label, f"must be a text value, not {kind(value)}")
+        elif any(char in str(value) for char in HEADER_VALUE_FORBIDDEN) or any(ord(char) < 32 or ord(char) == 127 for char in str(value)):
+            errors.add(site, label, "a value may not hold double quotes, backslashes, '$', braces or control characters (line breaks)")
         else:
-            result.append({"name": str(name), "value": str(value)})
+            result.append({"name": name, "value": str(value)})
     return result
 
 
 def check_site(raw, profiles, security_headers, tls_dir, errors):
-    site = merged_site(raw, profiles, errors)
+    site, labelled, header_layers = merged_site(raw, profiles, errors)
     name = site.get("name")
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not is_text(name) or not NAME_RE.match(name):
         errors.add(str(name), "name", "must be lower-case letters, digits, '-' and '_', starting with a letter or digit")
         name = str(name)
     domains = site.get("domains")
     if not isinstance(domains, list) or not domains:
-        errors.add(name, "domains", "needs at least one domain; the first is the primary")
+        errors.add(name, "domains", f"needs a list of at least one domain (the first is the primary), not {kind(domains)}")
         domains = []
+    firsts = {}
     for index, domain in enumerate(domains):
         if not is_domain(domain):
-            errors.add(name, f"domains[{index}]", f"'{domain}' is not a valid lower-case domain name")
+            errors.add(name, f"domains[{index}]", f"{kind(domain)} is not a valid lower-case domain name")
+        elif domain in firsts:
+            errors.add(name, f"domains[{index}]", f"'{domain}' is already domains[{firsts[domain]}]")
+        firsts.setdefault(domain if is_text(domain) else index, index)
     for port in ("http_port", "https_port"):
         if not is_port(site[port]):
-            errors.add(name, port, f"'{site[port]}' is not a port from 1 to 65535")
+            errors.add(name, port, f"{kind(site[port])} is not a port from 1 to 65535")
     if site["http_port"] == site["https_port"]:
         errors.add(name, "https_port", "must differ from http_port")
     body = parse_size(site["max_body_size"])
     if body is None:
-        errors.add(name, "max_body_size", f"'{site['max_body_size']}' is not a size such as 512k, 50m or 1g (0: no limit)")
-    for net in site["trusted_proxies"]:
+        errors.add(name, "max_body_size", f"{kind(site['max_body_size'])} is not a size such as 512k, 50m or 1g (0: no limit)")
+    trusted = site["trusted_proxies"]
+    if not isinstance(trusted, list):
+        errors.add(name, "trusted_proxies", f"must be a list of addresses or networks, not {kind(trusted)}")
+        trusted = []
+    for net in trusted:
         if not is_network(net):
-            errors.add(name, "trusted_proxies", f"'{net}' is not an IP address or network")
-    upstreams = site["upstreams"] if isinstance(site["upstreams"], dict) else {}
+            errors.add(name, "trusted_proxies", f"{kind(net)} is not an IP address or network")
+    upstreams = site["upstreams"]
+    if not isinstance(upstreams, dict):
+        errors.add(name, "upstreams", f"must be a mapping of upstream name to upstream, not {kind(upstreams)}")
+        upstreams = {}
     if not upstreams:
         errors.add(name, "upstreams", "needs at least one upstream")
-    normal_upstreams = [check_upstream(name, key, value, errors) for key, value in sorted(upstreams.items())]
-    routes = site["routes"] if isinstance(site["routes"], list) else []
-    if not routes:
-        errors.add(name, "routes", "needs at least one route")
-    normal_routes = [check_route(name, index, route, set(upstreams), errors) for index, route in enumerate(routes)]
-    seen = {}
-    for index, route in enumerate(normal_routes):
-        if route is None:
+    normal_upstreams = [check_upstream(name, key, value, errors) for key, value in sorted(upstreams.items(), key=lambda item: str(item[0]))]
+    ids = {}
+    for upstream in normal_upstreams:
+        if upstream is None:
             continue
-        if route.get("path") in seen:
-            errors.add(name, f"routes[{index}].path", f"'{route['path']}' is already the path of routes[{seen[route['path']]}]")
-        seen.setdefault(route.get("path"), index)
+        if upstream["id"] in ids:
+            errors.add(name, f"upstreams.{upstream['name']}",
+                       f"becomes the same identifier as upstreams.{ids[upstream['id']]} ('{upstream['id']}': '-' is written '_'); rename one")
+        ids.setdefault(upstream["id"], upstream["name"])
+    if labelled is None:
+        errors.add(name, "routes", f"must be a list of routes, not {kind(site['routes'])}")
+        labelled = []
+    if not labelled:
+        errors.add(name, "routes", "needs at least one route")
+    normal_routes = []
+    seen = {}
+    for index, (label, route) in enumerate(labelled):
+        normal = check_route(name, index, label, route, set(upstreams), errors)
+        if normal is None:
+            continue
+        path = hashable_text(normal.get("path"))
+        if path in seen:
+            errors.add(name, f"{label}.path", f"'{path}' is already the path of {seen[path]}")
+        elif path is not None:
+            seen[path] = label
+        normal_routes.append(normal)
     known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls"}
-    unknown = set(site) - known
+    unknown = set(map(str, site)) - known
     if unknown:
         errors.add(name, "site", f"unknown field(s) {', '.join(sorted(unknown))}")
+    tls = check_tls(name, site.get("tls"), tls_dir, errors)
+    if tls["mode"] == "acme":
+        check_acme(name, site, domains, errors)
     return {
         "name": name,
         "domains": domains,
         "http_port": site["http_port"],
         "https_port": site["https_port"],
-        "tls": check_tls(name, site.get("tls"), tls_dir, errors),
+        "tls": tls,
         "max_body_size": body,
-        "headers": check_headers(name, site["headers"], security_headers, errors),
-        "trusted_proxies": list(site["trusted_proxies"]),
+        "headers": check_headers(name, security_headers, header_layers, errors),
+        "trusted_proxies": list(trusted),
         "upstreams": [u for u in normal_upstreams if u],
-        "routes": [r for r in normal_routes if r],
+        "routes": normal_routes,
     }
+
+
+def check_acme(name, site, domains, errors):
+    """What an ACME CA (HTTP-01, as certbot and Caddy use it) cannot validate or issue."""
+    if is_port(site["http_port"]) and site["http_port"] != 80:
+        errors.add(name, "http_port",
+                   f"tls mode acme validates over HTTP-01, which the CA always sends to port 80; "
+                   f"{kind(site['http_port'])} cannot answer it (use port 80, or tls mode files or self_signed)")
+    if len(domains) > ACME_MAX_DOMAINS:
+        errors.add(name, "domains", f"{len(domains)} names; an ACME certificate holds at most {ACME_MAX_DOMAINS} (split the site)")
+    for index, domain in enumerate(domains):
+        if not is_domain(domain):
+            continue
+        if is_ip(domain):
+            errors.add(name, f"domains[{index}]", f"'{domain}' is an IP address; ACME certificates here are for DNS names only")
+        elif "." not in domain or domain.rsplit(".", 1)[1].isdigit():
+            errors.add(name, f"domains[{index}]", f"'{domain}' is not a fully qualified name an ACME CA can validate")
+
+
+def check_across_sites(normal, errors):
+    """What no single site shows: names, identifiers, domains and ports that
+    two sites (or two parts of one) would both claim in the rendered configuration."""
+    names, idents, upstream_ids, zones, owners, ports = {}, {}, {}, {}, {}, {}
+    for site in normal:
+        name = site["name"]
+        if name in names:
+            errors.add(name, "name", "another site has the same name")
+        else:
+            # nginx identifiers (upstreams, rate-limit zones) are written with
+            # '_' for '-': a-b and a_b would define the same upstream twice.
+            ident = name.replace("-", "_")
+            if ident in idents and idents[ident] != name:
+                errors.add(name, "name", f"becomes the same identifier as site '{idents[ident]}' ('{ident}': '-' is written '_'); rename one")
+            idents.setdefault(ident, name)
+        names.setdefault(name, True)
+        for upstream in site["upstreams"]:
+            owner = upstream_ids.get(upstream["id"])
+            if owner and owner[0] != name and idents.get(name.replace("-", "_")) == name:
+                errors.add(name, f"upstreams.{upstream['name']}",
+                           f"its identifier '{upstream['id']}' is already that of site '{owner[0]}' upstreams.{owner[1]}; rename one")
+            upstream_ids.setdefault(upstream["id"], (name, upstream["name"]))
+        for route in site["routes"]:
+            if route.get("rate_limit"):
+                zone = route["rate_limit"]["zone"]
+                if zone in zones and zones[zone] != name and idents.get(name.replace("-", "_")) == name:
+                    errors.add(name, "routes", f"rate-limit zone '{zone}' is already site '{zones[zone]}''s; rename one")
+                zones.setdefault(zone, name)
+        for domain in site["domains"]:
+            if not is_text(domain):
+                continue
+            if domain in owners and owners[domain] != name:
+                errors.add(name, "domains", f"'{domain}' is already a domain of site '{owners[domain]}'")
+            owners.setdefault(domain, name)
+        for field, scheme in (("http_port", "HTTP"), ("https_port", "HTTPS")):
+            port = site[field]
+            if not is_port(port):
+                continue
+            other = ports.get(port)
+            if other and other[1] != scheme:
+                errors.add(name, field,
+                           f"port {port} is already site '{other[0]}''s {other[2]}; one port cannot serve plain HTTP and HTTPS")
+            ports.setdefault(port, (name, scheme, field))
 
 
 def check_sites(sites, profiles, security_headers, tls_dir):
     """Returns (normalised sites, error messages)."""
     errors = SiteErrors()
     if not isinstance(sites, list):
-        errors.add("*", "proxy_sites", "must be a list of sites")
+        errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
         return [], errors.messages
-    normal = [check_site(site if isinstance(site, dict) else {"name": str(site)}, profiles or {}, security_headers or {}, tls_dir, errors)
-              for site in sites]
-    owners = {}
-    for site in normal:
-        if site["name"] in {other["name"] for other in normal[: normal.index(site)]}:
-            errors.add(site["name"], "name", "another site has the same name")
-        for domain in site["domains"]:
-            if domain in owners and owners[domain] != site["name"]:
-                errors.add(site["name"], "domains", f"'{domain}' is already a domain of site '{owners[domain]}'")
-            owners.setdefault(domain, site["name"])
+    if not isinstance(profiles or {}, dict):
+        errors.add("*", "proxy_sites_profiles", f"must be a mapping of profile name to site fields, not {kind(profiles)}")
+        profiles = {}
+    normal = []
+    for index, site in enumerate(sites):
+        if not isinstance(site, dict):
+            errors.add(f"#{index}", "site", f"must be a mapping with name, domains, tls, upstreams and routes, not {kind(site)}")
+            continue
+        normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors))
+    check_across_sites(normal, errors)
     return normal, errors.messages
 
 
