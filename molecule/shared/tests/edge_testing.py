@@ -24,7 +24,11 @@ CONVERGE = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]) / "converge.yml"
 
 
 def host_named(role):
-    return testinfra.get_host(f"ansible://{role}-{SCENARIO}", ansible_inventory=INVENTORY)
+    """The scenario's container of this role, entered as root through Docker,
+    whatever connection the playbooks use (a scenario may reach its edge over
+    SSH as a sudo user, with an address templated at run time that testinfra's
+    Ansible backend would not render)."""
+    return testinfra.get_host(f"docker://{role}-{SCENARIO}")
 
 
 # The scenario's two hosts as fixtures; a suite's conftest imports them.

@@ -34,7 +34,12 @@ def _load(name):
     return yaml.safe_load((SCENARIO_DIR / "vars" / name).read_text())
 
 
-SSH_PORT = _load("ssh.yml")["edge_ssh_port"]
+SSH_VARS = _load("ssh.yml")
+SSH_PORT = SSH_VARS["edge_ssh_port"]
+# The operator's login user (sudo, no password), and the one whose sessions
+# hide SSH_CONNECTION.
+SSH_USER = SSH_VARS["edge_ssh_user"]
+SSH_USER_WITHOUT_SESSION_ENV = SSH_VARS["edge_ssh_user_without_session_env"]
 # vars/ssh.yml: edge_ssh_key, in the ephemeral directory.
 SSH_KEY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "edge_ssh_key"
 CONVERGE_VARS = _load("ufw.yml")
@@ -91,15 +96,24 @@ def recap(output, host=EDGE_OVER_SSH):
     raise AssertionError(f"no PLAY RECAP line for {host} in:\n{output}")
 
 
+RULES_FILES = "/etc/ufw/user.rules /etc/ufw/user6.rules"
+
+
+def snapshot(edge):
+    """The rules as ufw numbers them and the files it keeps them in."""
+    return edge.check_output("LC_ALL=C ufw status numbered"), edge.check_output(f"sha256sum {RULES_FILES}")
+
+
 def ssh(address, command="true"):
-    """A new SSH connection to the edge host (no shared master connection)."""
+    """A new SSH connection to the edge host as the operator's user (no shared
+    master connection): what the operator's next login does."""
     return subprocess.run(
         [
             "ssh", "-i", str(SSH_KEY), "-p", str(SSH_PORT),
             "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
             "-o", "ControlMaster=no", "-o", "ControlPath=none",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            f"root@{address}", command,
+            f"{SSH_USER}@{address}", command,
         ],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False,
     )

@@ -21,6 +21,21 @@ PROXY = os.environ["PIPELIT_EDGE_PROXY"]
 PROJECT = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 VERIFY = PROJECT / "playbooks" / "verify.yml"
 EDGE_HOST = f"edge-{SCENARIO}"
+# Whether the scenario reaches the edge over SSH as a sudo user
+# (aliasvault-nginx: molecule/aliasvault-nginx/host_vars).
+OVER_SSH = os.environ.get("PIPELIT_EDGE_OVER_SSH") == "true"
+
+
+def edge_network_address():
+    """The edge container's address on the scenario network."""
+    import docker
+    container = docker.from_env().containers.get(EDGE_HOST)
+    return container.attrs["NetworkSettings"]["Networks"][f"pipelit-edge-{SCENARIO}"]["IPAddress"]
+
+
+# The address verify.yml probes the closed ports on (edge_verify_address:
+# ansible_host, else the inventory name): over SSH, the templated ansible_host.
+EDGE_ADDRESS = edge_network_address() if OVER_SSH else EDGE_HOST
 
 # The application's site in inventories/demo: its domains, its WebSocket path.
 APPS = {

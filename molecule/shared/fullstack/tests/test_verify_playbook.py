@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import EDGE_HOST, PEBBLE_ROOT, SITE, VERIFY, rows, run_playbook
+from conftest import EDGE_ADDRESS, EDGE_HOST, PEBBLE_ROOT, SITE, VERIFY, rows, run_playbook
 
 
 def test_every_check_passes(verify_run):
@@ -15,7 +15,7 @@ def test_every_check_passes(verify_run):
     assert (site, "headers", f"https://{SITE['domains'][0]}/") in passed
     assert (site, "websocket", f"wss://{SITE['domains'][0]}{SITE['websocket']}") in passed
     for port in ("8000/tcp", "6379/tcp"):
-        assert ("-", "closed port", f"{EDGE_HOST}:{port}") in passed
+        assert ("-", "closed port", f"{EDGE_ADDRESS}:{port}") in passed
     for target in ("ufw", "policy", "80/tcp", "443/tcp", "8000/tcp", "6379/tcp"):
         assert ("-", "firewall", target) in passed
     assert not rows(verify_run.output, "FAIL")
@@ -47,9 +47,9 @@ def test_fails_naming_the_port_when_the_firewall_lets_redis_in(edge):
     finally:
         edge.check_output("ufw delete allow 6379/tcp && ufw deny 6379/tcp comment 'pipelit-edge denied'")
     assert result.returncode != 0
-    assert f"host '{EDGE_HOST}': closed port {EDGE_HOST}:6379/tcp: accepted a connection from here" in result.output
+    assert f"host '{EDGE_HOST}': closed port {EDGE_ADDRESS}:6379/tcp: accepted a connection from here" in result.output
     assert f"host '{EDGE_HOST}': firewall 6379/tcp: not denied from anywhere for IPv4 and IPv6" in result.output
-    assert ("-", "closed port", f"{EDGE_HOST}:8000/tcp") in rows(result.output, "PASS")
+    assert ("-", "closed port", f"{EDGE_ADDRESS}:8000/tcp") in rows(result.output, "PASS")
 
 
 def test_fails_naming_the_site_when_the_backend_is_down(edge):
