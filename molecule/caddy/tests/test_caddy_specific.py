@@ -208,6 +208,10 @@ def test_tls_files_on_the_sites_own_ports(variant, probe):
     response = curl(probe, "https://www.pipelit.test:8444/app/x?y=1", ca=variant["cas"]["own"])
     assert response.status == 200
     assert response.json()["target"] == "/app/x?y=1"
+    # The catch-all covers the site's own HTTP port too: a name no site has
+    # gets the connection closed (curl: empty reply), no redirect.
+    unknown = probe.run("curl -sS -o /dev/null -w '%{http_code}' -H 'Host: evil.example' http://www.pipelit.test:8081/")
+    assert (unknown.rc, unknown.stdout) == (52, "000")
 
 
 def test_a_path_without_a_route_is_not_found(variant, probe):

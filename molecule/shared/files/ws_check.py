@@ -14,7 +14,13 @@ work as well.
 Prints one JSON object on stdout; exits 0 only if every requested check passed.
 
     ws_check.py URL [--cafile PATH | --insecure] [--server-hostname NAME]
-                [--idle SECONDS] [--origin ORIGIN] [--header 'Name: value' ...]
+                [--idle SECONDS] [--wait-close SECONDS] [--origin ORIGIN]
+                [--header 'Name: value' ...]
+
+--wait-close waits, after the echoes, for the server to end the connection
+(a proxy reloading, say) and reports when ("closed_at", seconds since the
+epoch) and how ("close_code": 1006 when no close frame came); it passes only
+if the server ended it within SECONDS.
 """
 
 import argparse
@@ -25,6 +31,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 from urllib.parse import urlsplit
 
 import websockets
@@ -47,6 +54,8 @@ def parse_args():
     tls.add_argument("--insecure", action="store_true", help="skip TLS verification")
     parser.add_argument("--server-hostname", help="TLS name (SNI and check) to use")
     parser.add_argument("--idle", type=float, default=0.0, help="seconds to stay idle")
+    parser.add_argument("--wait-close", type=float, default=0.0,
+                        help="seconds to wait for the server to end the connection")
     parser.add_argument("--origin")
     parser.add_argument("--header", action="append", default=[],
                         help="extra request header, 'Name: value' (repeatable)")
@@ -148,6 +157,16 @@ async def check(args, result):
             await asyncio.sleep(args.idle)
             result["after_idle_echo"] = False
             result["after_idle_echo"] = await echo(ws, "after-idle-" + os.urandom(8).hex())
+        if args.wait_close:
+            stage = "wait for the server to close"
+            try:
+                await asyncio.wait_for(ws.wait_closed(), args.wait_close)
+            except asyncio.TimeoutError:
+                result["error"] = "the server kept the connection for %g s" % args.wait_close
+            else:
+                result["closed_at"] = time.time()
+                result["close_code"] = ws.close_code
+            return
         stage = "close"
         await ws.close()
     except Exception as exc:  # closed connection, timeout, protocol error
@@ -161,6 +180,8 @@ def main():
     idle = int(args.idle) if args.idle.is_integer() else args.idle
     result = {"status": None, "text_echo": False, "binary_echo": False,
               "idle_seconds": idle, "after_idle_echo": None, "error": None}
+    if args.wait_close:
+        result.update(closed_at=None, close_code=None)
     try:
         asyncio.run(check(args, result))
     except Exception as exc:  # refused connection, TLS failure, bad URL ...

@@ -8,16 +8,6 @@ host changes instead of rendering something that behaves differently.
 
 from __future__ import annotations
 
-import re
-
-# Redacting a query parameter in the access log: the name and '=' are kept,
-# the value (up to the next '&' or '#') becomes REDACTED.
-def caddy_redact_pattern(params):
-    """['token', 'key'] -> a Go regular expression for the log's regexp filter."""
-    names = "|".join(re.escape(str(name)) for name in params)
-    return f"([?&](?:{names})=)[^&#]*"
-
-
 def caddy_unsupported(sites):
     """One message per thing the model asks for that Caddy 2.6 cannot do."""
     problems = []
@@ -49,4 +39,4 @@ def caddy_unsupported(sites):
 
 class FilterModule:
     def filters(self):
-        return {"caddy_unsupported": caddy_unsupported, "caddy_redact_pattern": caddy_redact_pattern}
+        return {"caddy_unsupported": caddy_unsupported}

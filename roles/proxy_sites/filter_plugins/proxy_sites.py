@@ -68,7 +68,10 @@ SITE_DEFAULTS = {
     "upstreams": {},
     "routes": [],
 }
-UPSTREAM_DEFAULTS = {"scheme": "http", "verify": True, "sni": None, "ca_file": None, "keepalive": 32}
+# keepalive_timeout: how long an idle upstream connection is kept; it must
+# be under the backend's own idle timeout (nginx's default 60s).
+UPSTREAM_DEFAULTS = {"scheme": "http", "verify": True, "sni": None, "ca_file": None, "keepalive": 32,
+                     "keepalive_timeout": "60s"}
 ROUTE_DEFAULTS = {
     "websocket": False,
     "read_timeout": "60s",
@@ -349,6 +352,10 @@ def check_upstream(site, key, upstream, errors):
         errors.add(site, f"{field}.verify", f"must be true or false, not {kind(result['verify'])}")
     if not is_int(result["keepalive"]) or not 0 <= result["keepalive"] <= 65535:
         errors.add(site, f"{field}.keepalive", f"must be a whole number of idle connections from 0 to 65535, not {kind(result['keepalive'])}")
+    result["keepalive_timeout_seconds"] = parse_duration(result["keepalive_timeout"])
+    if result["keepalive_timeout_seconds"] is None:
+        errors.add(site, f"{field}.keepalive_timeout",
+                   f"{kind(result['keepalive_timeout'])} is not a duration such as 4s or 60s (a year at most)")
     https = result["scheme"] == "https"
     if result["sni"] is not None:
         if not is_host_name(result["sni"]):

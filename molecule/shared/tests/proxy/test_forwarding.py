@@ -1,7 +1,20 @@
 """What the backend sees: the edge's headers, never the client's, and the path untouched."""
 
+import json
+import os
+import shlex
+from pathlib import Path
+
 import pytest
+import yaml
 from conftest import PIPELIT, VAULT
+
+# The list both renderers drop (roles/proxy_sites/defaults/main.yml).
+UNTRUSTED = yaml.safe_load(
+    (Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "roles/proxy_sites/defaults/main.yml").read_text()
+)["proxy_sites_untrusted_request_headers"]
+# Pipelit's profile keeps idle upstream connections 4 s (uvicorn: 5 s).
+PIPELIT_KEEPALIVE_SECONDS = 4
 
 
 def test_backend_sees_host_scheme_and_client_address(fetch, probe_address):
@@ -45,3 +58,45 @@ def test_upstream_connections_are_kept_alive(fetch):
     ports = {first["peer_port"], second["peer_port"], third["peer_port"]}
     # Workers keep their own pools, so allow one connection per worker (2 cores).
     assert len(ports) <= 2, f"a new upstream connection per request: {ports}"
+
+
+@pytest.mark.parametrize("domain", [PIPELIT, VAULT])
+def test_backend_sees_only_what_the_edge_asserts(fetch, probe_address, domain):
+    forged = {name: "for=127.0.0.1" if name == "Forwarded" else "127.0.0.1" for name in UNTRUSTED}
+    forged.update({"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "127.0.0.1",
+                   "X-Real-IP": "127.0.0.1"})
+    options = [option for name, value in forged.items() for option in ("-H", f"{name}: {value}")]
+    seen = fetch(f"https://{domain}/admin/x", *options).json()["headers"]
+    assert {"Forwarded", "X-Forwarded-Port", "True-Client-IP", "X-Original-URL"} <= set(UNTRUSTED)
+    leaked = sorted(name for name in UNTRUSTED if name.lower() in seen)
+    assert leaked == [], f"client headers that reached the backend: {leaked}"
+    assert seen["x-forwarded-proto"] == "https"
+    assert seen["x-forwarded-host"] == domain
+    assert seen["x-forwarded-for"] == probe_address
+    assert seen["x-real-ip"] == probe_address
+
+
+KEEPALIVE_CLIENT = """
+import http.client, json, ssl, sys, time
+connection = http.client.HTTPSConnection(sys.argv[1], context=ssl.create_default_context(cafile=sys.argv[2]))
+ports = []
+for pause in (0, 0, float(sys.argv[3])):
+    time.sleep(pause)
+    connection.request("GET", "/api/keepalive")
+    ports.append(json.loads(connection.getresponse().read())["peer_port"])
+print(json.dumps(ports))
+"""
+
+
+def test_upstream_connections_are_let_go_before_the_backends_idle_timeout(probe, ca_files):
+    # Three requests on one client connection (so one nginx worker, one
+    # upstream pool): the second reuses the first's upstream connection; the
+    # third, sent once the profile's keep-alive timeout has passed, gets a new
+    # one (the echo backend, unlike uvicorn, never closes idle connections:
+    # only the edge can have let go of it).
+    wait = PIPELIT_KEEPALIVE_SECONDS + 1.5
+    result = probe.run(shlex.join(["python3", "-c", KEEPALIVE_CLIENT, PIPELIT, ca_files["pipelit"], str(wait)]))
+    assert result.rc == 0, result.stderr
+    first, second, third = json.loads(result.stdout)
+    assert first == second, "the edge did not reuse its upstream connection"
+    assert third != first, f"the edge kept an idle upstream connection past {PIPELIT_KEEPALIVE_SECONDS} s"

@@ -4,7 +4,7 @@ import re
 import shlex
 
 import pytest
-from conftest import PIPELIT, VAULT
+from conftest import FLAVOUR, PIPELIT, VAULT
 
 
 def handshake(probe, *options, domain=PIPELIT):
@@ -55,3 +55,31 @@ def test_security_headers_on_errors_too(fetch):
                      "-H", "Content-Length: 99999999999")
     assert response.status == 413
     assert "strict-transport-security" in response.headers
+
+
+@pytest.fixture(scope="module")
+def sslyze_report(probe, ca_files):
+    """sslyze (installed on the probe by prepare.yml) against every site,
+    checked against Mozilla's intermediate configuration; its text report."""
+    roots = "/tmp/sslyze-roots.pem"
+    probe.check_output(f"cat {' '.join(sorted(ca_files.values()))} > {roots}")
+    result = probe.run(f"PYTHONPATH=/opt/sslyze python3 -m sslyze --mozilla_config=intermediate "
+                       f"--certinfo_ca_file {roots} {PIPELIT}:443 {VAULT}:443 2>&1")
+    assert "COMPLIANCE AGAINST TLS CONFIGURATION" in result.stdout, result.stdout
+    return result.stdout
+
+
+def sslyze_findings(report, target):
+    """{finding name: sslyze's words} of one target's Mozilla check."""
+    section = report.split("COMPLIANCE AGAINST TLS CONFIGURATION", 1)[1]
+    match = re.search(rf"^\s*{re.escape(target)}: (.*?)(?=^\s*\S+:\d+: |\Z)", section, re.M | re.S)
+    assert match, section
+    return dict(re.findall(r"^\s*\* (\w+): (.*)$", match.group(1), re.M))
+
+
+@pytest.mark.parametrize("domain", [PIPELIT, VAULT])
+def test_sslyze_finds_mozilla_intermediate(sslyze_report, domain):
+    findings = sslyze_findings(sslyze_report, f"{domain}:443")
+    # Only what the test certificates cause (conftest.FLAVOURS says why), and
+    # nothing about versions, ciphers, curves, key or lifetime.
+    assert set(findings) == FLAVOUR["sslyze_tolerated"], findings

@@ -1,0 +1,63 @@
+"""After a reload, old nginx workers are bounded: a WebSocket open across the
+reload is closed by the edge once worker_shutdown_timeout has passed, and the
+old worker exits. (Caddy 2.6 closes WebSockets at once on a reload: the caddy
+scenario's own tests check that.)
+
+The scenario sets the timeout short (molecule/nginx/converge.yml); this test
+reads it from nginx.conf. It reloads nginx, so it waits for the suite's idle
+WebSocket first (after_idle_socket).
+"""
+
+import json
+import re
+import time
+import uuid
+
+import pytest
+from conftest import PIPELIT, PROXY
+
+pytestmark = pytest.mark.skipif(PROXY != "nginx", reason="nginx's old workers; Caddy has none")
+
+
+def seconds(duration):
+    value, unit = re.fullmatch(r"(\d+)(ms|s|m|h)?", duration).groups()
+    return int(value) * {"ms": 0.001, "s": 1, None: 1, "m": 60, "h": 3600}[unit]
+
+
+def workers(edge):
+    """{pid: title} of nginx's worker processes."""
+    lines = edge.check_output("ps -C nginx -o pid=,args=").splitlines()
+    return {int(pid): title for pid, title in (line.strip().split(" ", 1) for line in lines) if "worker" in title}
+
+
+def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe, ca_files, after_idle_socket):
+    setting = re.search(r"^worker_shutdown_timeout (\S+);", edge.file("/etc/nginx/nginx.conf").content_string, re.M)
+    assert setting, "no worker_shutdown_timeout: an old worker lives as long as its WebSockets"
+    bound = seconds(setting.group(1))
+    report = f"/tmp/ws-reload-{uuid.uuid4().hex}.json"
+    probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=reload-secret' "
+              f"--cafile {ca_files['pipelit']} --wait-close {bound + 60} > {report}.part 2>&1; "
+              f"mv {report}.part {report}) >/dev/null 2>&1 &")
+    time.sleep(3)  # the WebSocket is open and has echoed
+    old = workers(edge)
+    reloaded_at = float(edge.check_output("date +%s.%N"))
+    edge.check_output("systemctl reload nginx")
+
+    deadline = time.monotonic() + bound + 30
+    while not probe.file(report).exists:
+        assert time.monotonic() < deadline, f"the WebSocket was still open {bound + 30:.0f} s after the reload"
+        time.sleep(1)
+    result = json.loads(probe.file(report).content_string)
+    assert result["status"] == 101 and result["text_echo"], result
+    assert result["closed_at"] is not None, result
+    # Closed by the timeout: not before it (a graceful shutdown leaves
+    # upgraded connections alone), and soon after.
+    assert bound - 1 <= result["closed_at"] - reloaded_at <= bound + 5, (result, reloaded_at)
+    # No close frame: the worker drops the TCP connection (README).
+    assert result["close_code"] == 1006, result
+    for _ in range(10):
+        left = set(old) & set(workers(edge))
+        if not left:
+            break
+        time.sleep(1)
+    assert not left, f"old workers still running: {left}"
