@@ -94,29 +94,32 @@ def test_a_broken_live_tree_is_repaired_by_one_run(edge):
 
 
 def test_a_port_held_by_another_program(edge):
+    # 9443: the AliasVault stand-in already holds 127.0.0.1:8443 here.
     holder = "txn-port-holder"
     edge.check_output(f"systemd-run --unit={holder} python3 -c "
-                      + shlex.quote("import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 8443))\n"
+                      + shlex.quote("import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 9443))\n"
                                     "s.listen()\ntime.sleep(3600)"))
-    on_8443 = {"proxy_sites": [{**PIPELIT, "https_port": 8443}]}
+    on_9443 = {"proxy_sites": [{**PIPELIT, "https_port": 9443}]}
     try:
         for _ in range(50):
-            if ":8443 " in edge.check_output("ss -Hltn"):
+            if "python3" in edge.check_output("ss -Hltnp '( sport = :9443 )'"):
                 break
             time.sleep(0.2)
+        else:
+            pytest.fail("the stand-in listener never held port 9443")
         before, loaded = tree_digest(edge), edge.check_output(f"cat {LOADED}")
-        result = converge(on_8443)
+        result = converge(on_9443)
         assert result.returncode != 0
-        assert "port 8443 is in use by another program: python3 (pid" in result.output, result.output[-4000:]
+        assert "port 9443 is in use by another program: python3 (pid" in result.output, result.output[-4000:]
         assert edge.check_output(f"cat {LOADED}") == loaded
         assert tree_digest(edge) == before
     finally:
-        edge.run(f"systemctl stop {holder}")
+        edge.run(f"systemctl stop {holder}; systemctl reset-failed {holder}")
     # The next run, once the port is free, converges (the scenario's own
     # model comes back with the next test's first run).
-    result = converge(on_8443)
+    result = converge(on_9443)
     assert result.returncode == 0, result.output[-4000:]
-    assert "nginx" in edge.check_output("ss -Hltnp '( sport = :8443 )'")
+    assert "nginx" in edge.check_output("ss -Hltnp '( sport = :9443 )'")
     assert edge.check_output(f"cat {LOADED}") == edge.check_output("/usr/local/sbin/pipelit-edge-nginx-digest")
 
 
