@@ -50,9 +50,11 @@ def report_table(rows, host):
 
 
 def report_failures(rows, host):
-    """One line per failed check, naming the site (or the host) and the check."""
+    """One line per failed check, naming the host, the site (for the host's
+    own checks, the host again) and the check: in a fleet's output, each
+    line says where it failed."""
     return ["%s: %s %s: %s" % (
-        "site '%s'" % r["site"] if r.get("site") else "host '%s'" % host, r["check"], r["target"], r["detail"])
+        "%s: site '%s'" % (host, r["site"]) if r.get("site") else "host '%s'" % host, r["check"], r["target"], r["detail"])
         for r in rows if r["status"] == "fail"]
 
 

@@ -67,7 +67,11 @@ SITE_DEFAULTS = {
     "trusted_proxies": [],
     "upstreams": {},
     "routes": [],
+    # Where verify.yml opens WebSockets; None: every WebSocket route's path.
+    "verify_websocket_paths": None,
 }
+# Site fields a profile may not set: they are each site's own.
+SITE_ONLY_FIELDS = ("name", "profile", "domains")
 # keepalive_timeout: how long an idle upstream connection is kept; it must
 # be under the backend's own idle timeout (nginx's default 60s).
 UPSTREAM_DEFAULTS = {"scheme": "http", "verify": True, "sni": None, "ca_file": None, "keepalive": 32,
@@ -90,6 +94,9 @@ class SiteErrors:
 
     def add(self, site, field, problem):
         self.messages.append(f"site '{site}': {field}: {problem}")
+
+    def add_profile(self, profile, field, problem):
+        self.messages.append(f"profile '{profile}': {field}: {problem}")
 
 
 def kind(value):
@@ -560,6 +567,7 @@ def check_site(raw, profiles, security_headers, tls_dir, errors):
         elif path is not None:
             seen[path] = label
         normal_routes.append(normal)
+    verify_paths = check_verify_websocket_paths(name, site["verify_websocket_paths"], normal_routes, errors)
     known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls"}
     unknown = set(map(str, site)) - known
     if unknown:
@@ -578,7 +586,34 @@ def check_site(raw, profiles, security_headers, tls_dir, errors):
         "trusted_proxies": list(trusted),
         "upstreams": [u for u in normal_upstreams if u],
         "routes": normal_routes,
+        "verify_websocket_paths": verify_paths,
     }
+
+
+def check_verify_websocket_paths(name, paths, routes, errors):
+    """Where verify.yml opens WebSockets: the site's (or its profile's) list,
+    each path served by a WebSocket route (the longest matching prefix, as
+    nginx and Caddy pick it); None: the path of every WebSocket route."""
+    if paths is None:
+        return [route["path"] for route in routes if route.get("websocket") is True and is_text(route.get("path"))]
+    if not isinstance(paths, list):
+        errors.add(name, "verify_websocket_paths", f"must be a list of absolute paths, not {kind(paths)}")
+        return []
+    for index, path in enumerate(paths):
+        field = f"verify_websocket_paths[{index}]"
+        if not is_text(path) or not PATH_RE.match(path):
+            errors.add(name, field, f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'")
+            continue
+        if not routes:
+            continue  # no routes at all: check_site says so
+        serving = [route for route in routes if is_text(route.get("path")) and path.startswith(route["path"])]
+        if not serving:
+            errors.add(name, field, f"'{path}' is under none of the site's routes")
+            continue
+        route = max(serving, key=lambda item: len(item["path"]))
+        if route.get("websocket") is not True:
+            errors.add(name, field, f"'{path}' goes to route '{route['path']}', which does not pass WebSocket upgrades")
+    return [path for path in paths if is_text(path)]
 
 
 def check_acme(name, site, domains, errors):
@@ -643,15 +678,60 @@ def check_across_sites(normal, errors):
             ports.setdefault(port, (name, scheme, field))
 
 
-def check_sites(sites, profiles, security_headers, tls_dir):
+def merge_profiles(profiles, extra_profiles, errors):
+    """The built-in profiles with the operator's extra ones over them: an extra
+    profile of a built-in's name replaces it whole (nothing of the built-in is
+    kept), so a profile always reads as written."""
+    for variable, value in (("proxy_sites_profiles", profiles), ("proxy_sites_extra_profiles", extra_profiles)):
+        if not isinstance(value or {}, dict):
+            errors.add("*", variable, f"must be a mapping of profile name to site fields, not {kind(value)}")
+    merged = dict(profiles) if isinstance(profiles, dict) else {}
+    if isinstance(extra_profiles, dict):
+        merged.update(extra_profiles)
+    return merged
+
+
+def check_profiles(profiles, security_headers, tls_dir, errors):
+    """Every profile on its own, used by a site or not, so that a mistake in
+    one names the profile and the field before any host changes: its fields
+    are checked as a site's would be (a profile may leave upstreams and routes
+    to its sites)."""
+    for profile_name, profile in profiles.items():
+        label = str(profile_name)
+        if not is_text(profile_name) or not NAME_RE.match(profile_name):
+            errors.add_profile(label, "name", "profile names are lower-case letters, digits, '-' and '_'")
+            continue
+        if not isinstance(profile, dict):
+            errors.add_profile(label, "profile", f"must be a mapping of site fields, not {kind(profile)}")
+            continue
+        own = sorted(str(key) for key in profile if key in SITE_ONLY_FIELDS)
+        if own:
+            errors.add_profile(label, ", ".join(own), "belongs to each site, not to a profile")
+        # The profile as the only source of a stand-in site's fields: the
+        # messages it yields are the profile's.
+        local = SiteErrors()
+        stand_in = {"name": "profile-check", "domains": ["profile-check.example.com"], "profile": profile_name}
+        if "tls" not in profile:
+            stand_in["tls"] = {"mode": "self_signed"}
+        check_site(stand_in, {profile_name: {k: v for k, v in profile.items() if k not in SITE_ONLY_FIELDS}},
+                   security_headers, tls_dir, local)
+        for message in local.messages:
+            field, problem = message[len("site 'profile-check': "):].split(": ", 1)
+            # What sites may add, and what every site reports already.
+            if problem in ("needs at least one upstream", "needs at least one route") \
+                    or field.startswith("proxy_sites_security_headers"):
+                continue
+            errors.add_profile(label, re.sub(r"^profile\.", "", field), problem)
+
+
+def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None):
     """Returns (normalised sites, error messages)."""
     errors = SiteErrors()
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
         return [], errors.messages
-    if not isinstance(profiles or {}, dict):
-        errors.add("*", "proxy_sites_profiles", f"must be a mapping of profile name to site fields, not {kind(profiles)}")
-        profiles = {}
+    profiles = merge_profiles(profiles or {}, extra_profiles or {}, errors)
+    check_profiles(profiles, security_headers or {}, tls_dir, errors)
     normal = []
     for index, site in enumerate(sites):
         if not isinstance(site, dict):
@@ -662,14 +742,14 @@ def check_sites(sites, profiles, security_headers, tls_dir):
     return normal, errors.messages
 
 
-def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge"):
+def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
     """Every mistake in the model, one message each (empty when valid)."""
-    return check_sites(sites, profiles, security_headers, tls_dir)[1]
+    return check_sites(sites, profiles, security_headers, tls_dir, extra_profiles)[1]
 
 
-def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge"):
+def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
     """The model with profiles applied, defaults filled, sizes in bytes and timeouts in seconds."""
-    return check_sites(sites, profiles, security_headers, tls_dir)[0]
+    return check_sites(sites, profiles, security_headers, tls_dir, extra_profiles)[0]
 
 
 class FilterModule:
