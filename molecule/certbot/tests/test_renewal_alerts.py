@@ -1,0 +1,140 @@
+"""Renewals that cannot fail silently (the certificate_alerts role): a renewal
+run by the real certbot.service failing while Pebble is down alerts, naming
+the site and domain; the daily check alerts for a served certificate with
+fewer days left than the threshold, and stays quiet above it.
+
+The converge configures a test-only alert command that appends the event,
+site and domains (from its environment) and the message (from stdin) to
+ALERTS on the edge. This module runs after test_certificates.py (file
+order): a Pebble stopped and started again has new roots and has forgotten
+the accounts, so the certificates those tests check would no longer verify.
+It takes the sites from what the role wrote (those tests change them).
+"""
+
+import datetime
+import json
+import time
+
+import pytest
+
+ALERTS = "/var/log/pipelit-edge-test-alerts.log"
+TAG = "pipelit-edge-certificate-alert"
+CHECK = "pipelit-edge-certificate-check.service"
+RENEWAL_CONF = "/etc/letsencrypt/renewal/pipelit-edge-pipelit.conf"
+
+
+def runtime_dropin(edge, unit, text):
+    """A drop-in under /run (gone at reboot, removed by the test), then daemon-reload."""
+    directory = f"/run/systemd/system/{unit}.d"
+    if text is None:
+        edge.check_output(f"rm -rf {directory} && systemctl daemon-reload")
+    else:
+        edge.check_output(f"mkdir -p {directory} && cat > {directory}/zz-test.conf <<'EOF'\n{text}\nEOF\n"
+                          "systemctl daemon-reload")
+
+
+def journal_since(edge, since):
+    return edge.check_output(f"journalctl --no-pager -o cat -t {TAG} --since @{since}")
+
+
+def wait_for_alerts(edge, text, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if edge.file(ALERTS).exists and text in edge.file(ALERTS).content_string:
+            return edge.file(ALERTS).content_string
+        time.sleep(1)
+    content = edge.file(ALERTS).content_string if edge.file(ALERTS).exists else "(no alert file)"
+    pytest.fail(f"no alert with {text!r} within {seconds} s; alerts: {content}")
+
+
+@pytest.fixture(scope="module")
+def sites(edge):
+    """The sites the notifier knows (the model as last converged): name to domains."""
+    config = json.loads(edge.file("/etc/pipelit-edge/certificate-alerts.json").content_string)
+    known = {site["name"]: site["domains"] for site in config["sites"] if site["check"]}
+    assert "pipelit" in known, config
+    return known
+
+
+def test_the_alerts_are_in_place(edge):
+    assert edge.service("pipelit-edge-certificate-check.timer").is_enabled
+    assert edge.service("pipelit-edge-certificate-check.timer").is_running
+    timer = edge.check_output("systemctl show -p TimersCalendar -p RandomizedDelayUSec -p Persistent "
+                              "pipelit-edge-certificate-check.timer")
+    assert "Persistent=yes" in timer and "RandomizedDelayUSec=1h" in timer
+    # The certbot role's drop-in and this one, side by side.
+    dropins = edge.check_output("systemctl show -p DropInPaths --value certbot.service")
+    assert "certbot.service.d/pipelit-edge.conf" in dropins and "certbot.service.d/pipelit-edge-alert.conf" in dropins
+    assert edge.check_output("systemctl show -p OnFailure --value certbot.service") == "pipelit-edge-certbot-failed.service"
+    command = edge.file("/etc/pipelit-edge/certificate-alert-command")
+    assert (command.user, command.group, command.mode) == ("root", "root", 0o700)
+
+
+def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, probe, sites):
+    domains = " ".join(sites["pipelit"])
+    edge.run(f"rm -f {ALERTS}")
+    since = int(edge.check_output("date +%s"))
+    # The real certbot.service, unchanged: one certificate made due for
+    # renewal (Pebble's last five years), the ACME server down.
+    edge.check_output(f"cp -p {RENEWAL_CONF} /run/renewal-conf.saved && "
+                      f"sed -i '1a renew_before_expiry = 3000 days' {RENEWAL_CONF}")
+    probe.check_output("systemctl stop pebble")
+    try:
+        run = edge.run("systemctl start certbot.service")
+        assert run.rc != 0, "certbot renewed with Pebble stopped"
+        alerts = wait_for_alerts(edge, "event=renewal-failed")
+    finally:
+        edge.run(f"cp -p /run/renewal-conf.saved {RENEWAL_CONF}")
+        edge.run("systemctl reset-failed certbot.service pipelit-edge-certbot-failed.service")
+        probe.check_output("systemctl start pebble && sleep 1")
+    assert f"event=renewal-failed site=pipelit domains={domains}\n" in alerts
+    message = f"certificate renewal FAILED for site 'pipelit' ({', '.join(sites['pipelit'])}), certbot lineage pipelit-edge-pipelit"
+    assert message in alerts
+    assert "acme.test" in alerts  # certbot's own reason: the ACME server did not answer
+    assert alerts.count("event=") == 1  # only the certificate that failed
+    assert message in journal_since(edge, since)
+
+
+def days_left(edge, domain):
+    end = edge.check_output(f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null"
+                            " | openssl x509 -noout -enddate").split("=", 1)[1]
+    expiry = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y GMT").replace(tzinfo=datetime.timezone.utc)
+    return (expiry - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+
+
+def run_check(edge, min_days=None):
+    """The daily check's own unit, with the threshold overridden for this run if given."""
+    edge.run(f"rm -f {ALERTS}")
+    since = int(edge.check_output("date +%s"))
+    if min_days is not None:
+        runtime_dropin(edge, CHECK, f"[Service]\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days:.2f}")
+    try:
+        run = edge.run(f"systemctl start {CHECK}")
+    finally:
+        if min_days is not None:
+            runtime_dropin(edge, CHECK, None)
+        edge.run(f"systemctl reset-failed {CHECK}")
+    alerts = edge.file(ALERTS).content_string if edge.file(ALERTS).exists else ""
+    return run.rc, alerts, journal_since(edge, since)
+
+
+def test_the_daily_check_is_quiet_with_the_default_threshold(edge):
+    rc, alerts, journal = run_check(edge)
+    assert (rc, alerts) == (0, "")
+    assert "every checked certificate has at least 14 days left" in journal
+
+
+def test_the_daily_check_alerts_for_a_certificate_near_expiry(edge, sites):
+    left = min(days_left(edge, domain) for domains in sites.values() for domain in domains)
+    assert left > 14, "Pebble's certificates must outlive the default threshold for this test"
+    # Just above the days left: every site alerts, naming its domains.
+    rc, alerts, journal = run_check(edge, left + 1)
+    assert rc != 0
+    for name, domains in sites.items():
+        assert f"event=expiring site={name} domains={' '.join(domains)}\n" in alerts
+        assert f"certificate of site '{name}' needs attention" in journal
+        for domain in domains:
+            assert f"{domain}: expires in" in alerts
+    # Just below: quiet again.
+    rc, alerts, _ = run_check(edge, left - 1)
+    assert (rc, alerts) == (0, "")
