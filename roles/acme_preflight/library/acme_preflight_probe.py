@@ -89,11 +89,11 @@ def fetch(address, port, domain, path, timeout):
         body = response.read(4096)
         return response.status, body, response.getheader("Server", ""), response.getheader("Location", "")
     except ConnectionRefusedError:
-        return None, "the connection was refused", "", ""
+        return None, "no answer (connection refused)", "", ""
     except socket.timeout:
         return None, "no answer within %g s" % timeout, "", ""
     except http.client.RemoteDisconnected:
-        return None, "the connection was closed without an answer", "", ""
+        return None, "no answer (the connection was closed)", "", ""
     except (OSError, http.client.HTTPException) as exc:
         return None, "no answer (%s)" % (exc or type(exc).__name__), "", ""
     finally:
