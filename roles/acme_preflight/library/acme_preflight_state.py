@@ -1,0 +1,195 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""What the ACME pre-flight needs to know from an edge host, in one read."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: acme_preflight_state
+short_description: Read which acme domains will be sent to the CA, the host's addresses and who holds the HTTP ports.
+description:
+  - Runs on the edge host and changes nothing (check mode runs it the same).
+  - Returns in C(pending) each domain whose certificate the proxy's ACME client is about to ask the CA for. With
+    I(proxy=nginx), every domain of a site whose certbot certificate (C(/etc/letsencrypt/live/PREFIX+NAME/cert.pem))
+    is missing or does not match the site (its domains, the key type, the ACME server of its renewal file), as the
+    certbot role decides. With I(proxy=caddy), each domain with no certificate in Caddy's storage, as the caddy role
+    waits for it.
+  - Returns the host's own global addresses (C(ip -j address)), which of those domains' HTTP ports have a listening
+    socket, whether the proxy's live configuration serves the pre-flight path, whether IPv6 is enabled, and a fresh
+    random token.
+  - Standard library only (plus the C(ip) and C(openssl) commands, which Debian installs).
+options:
+  sites:
+    description: The acme sites, each with C(name), C(domains) and C(http_port).
+    type: list
+    elements: dict
+    required: true
+  proxy:
+    description: The proxy whose ACME client obtains the certificates.
+    type: str
+    choices: [nginx, caddy]
+    required: true
+  directory_url:
+    description: The ACME directory the certificates come from (certbot's renewal files record it).
+    type: str
+    required: true
+  key_type:
+    description: The key type the certificates must have (certbot re-requests a certificate of another type).
+    type: str
+    choices: [ecdsa, rsa]
+    default: ecdsa
+  certbot_cert_name_prefix:
+    description: Prefix of certbot's certificate names (the certbot role's C(certbot_cert_name_prefix)).
+    type: str
+    default: pipelit-edge-
+  certbot_config_dir:
+    description: certbot's configuration directory.
+    type: path
+    default: /etc/letsencrypt
+  caddy_storage_dir:
+    description: Caddy's data directory (the caddy role's C(caddy_storage_dir)).
+    type: path
+    default: /var/lib/caddy/.local/share/caddy
+  proxy_config:
+    description: The proxy's live configuration file, read for I(marker).
+    type: path
+    required: true
+  marker:
+    description: Text that the proxy's configuration holds when it serves the pre-flight path.
+    type: str
+    required: true
+"""
+
+import glob
+import ipaddress
+import json
+import os
+import re
+import secrets
+
+from ansible.module_utils.basic import AnsibleModule
+
+# /proc/net/tcp{,6}: state 0A is LISTEN.
+TCP_LISTEN = "0A"
+
+
+def certbot_pending(module, site):
+    """All of a site's domains when certbot will ask the CA for its certificate,
+    else none: the certbot role's test (domains, key type, ACME server)."""
+    p = module.params
+    name = p["certbot_cert_name_prefix"] + site["name"]
+    cert = os.path.join(p["certbot_config_dir"], "live", name, "cert.pem")
+    renewal = os.path.join(p["certbot_config_dir"], "renewal", name + ".conf")
+    if not os.path.exists(cert):
+        return list(site["domains"]), "no certificate yet"
+    rc, out, _ = module.run_command(["openssl", "x509", "-noout", "-text", "-in", cert])
+    if rc != 0:
+        return list(site["domains"]), "its certificate cannot be read"
+    covered = set(re.findall(r"DNS:([^,\s]+)", out))
+    ecdsa = "id-ecPublicKey" in out
+    try:
+        with open(renewal, encoding="utf-8") as handle:
+            server = re.search(r"(?m)^server\s*=\s*(\S+)", handle.read())
+    except OSError:
+        server = None
+    if covered != set(site["domains"]):
+        return list(site["domains"]), "its certificate covers %s" % ", ".join(sorted(covered))
+    if ecdsa != (p["key_type"] == "ecdsa"):
+        return list(site["domains"]), "its certificate has another key type"
+    if not server or server.group(1) != p["directory_url"]:
+        return list(site["domains"]), "its certificate comes from another ACME server"
+    return [], "covered"
+
+
+def caddy_pending(module, site):
+    """The domains with no certificate in Caddy's storage (under any issuer), as
+    the caddy role's wait for certificates looks for them."""
+    storage = os.path.join(module.params["caddy_storage_dir"], "certificates")
+    missing = [d for d in site["domains"]
+               if not glob.glob(os.path.join(glob.escape(storage), "*", glob.escape(d), glob.escape(d) + ".crt"))]
+    return missing, "no certificate in Caddy's storage"
+
+
+def host_addresses(module):
+    """Every global address of the host's interfaces."""
+    rc, out, _ = module.run_command(["ip", "-j", "address", "show"])
+    if rc != 0:
+        return []
+    found = []
+    for link in json.loads(out or "[]"):
+        for info in link.get("addr_info", []):
+            try:
+                address = ipaddress.ip_address(info.get("local", ""))
+            except ValueError:
+                continue
+            if not (address.is_loopback or address.is_link_local):
+                found.append(str(address))
+    return found
+
+
+def listening_ports():
+    """TCP ports with a listening socket, IPv4 or IPv6."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if fields[3] == TCP_LISTEN:
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            continue
+    return ports
+
+
+def ipv6_enabled():
+    """Whether a listener can bind [::] (dual stack) rather than 0.0.0.0."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6", encoding="ascii") as handle:
+            return handle.read().strip() == "0"
+    except OSError:
+        return False
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sites=dict(type="list", elements="dict", required=True),
+            proxy=dict(type="str", choices=["nginx", "caddy"], required=True),
+            directory_url=dict(type="str", required=True),
+            key_type=dict(type="str", choices=["ecdsa", "rsa"], default="ecdsa"),
+            certbot_cert_name_prefix=dict(type="str", default="pipelit-edge-"),
+            certbot_config_dir=dict(type="path", default="/etc/letsencrypt"),
+            caddy_storage_dir=dict(type="path", default="/var/lib/caddy/.local/share/caddy"),
+            proxy_config=dict(type="path", required=True),
+            marker=dict(type="str", required=True),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    pending = []
+    for site in p["sites"]:
+        domains, reason = (certbot_pending if p["proxy"] == "nginx" else caddy_pending)(module, site)
+        pending += [{"site": site["name"], "domain": d, "port": int(site.get("http_port", 80)), "reason": reason}
+                    for d in domains]
+    held = listening_ports()
+    try:
+        with open(p["proxy_config"], encoding="utf-8") as handle:
+            proxy_serves = p["marker"] in handle.read()
+    except OSError:
+        proxy_serves = False
+    module.exit_json(
+        changed=False,
+        pending=pending,
+        addresses=host_addresses(module),
+        held_ports=sorted(held & {c["port"] for c in pending}),
+        proxy_serves_preflight=proxy_serves,
+        ipv6=ipv6_enabled(),
+        # Random per run: what port 80 answers must be this run's file.
+        token=secrets.token_urlsafe(24),
+    )
+
+
+if __name__ == "__main__":
+    main()
