@@ -383,7 +383,7 @@ def markdown(data):
         add(f"| {row['proxy']} | {row['key']} | {row['per_second']:.0f} | {row['proxy_cpu_us_per_handshake']} | "
             f"{row['version']} |")
     add("")
-    add("### Ansible (both edges in one play)")
+    add("### Ansible (converge: both edges in one play over docker exec; pipelit.yml: the SSH edge alone)")
     add("")
     add("| run | seconds | tasks per host (changed) | slowest tasks (s) |")
     add("| --- | ---: | --- | --- |")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from conftest import SCENARIO_DIR
+from conftest import SCENARIO_DIR, SSH_PORT
 
 _spec = importlib.util.spec_from_file_location("ufw_filters", SCENARIO_DIR.parent.parent / "roles/ufw/filter_plugins/ufw.py")
 ufw_filters = importlib.util.module_from_spec(_spec)
@@ -104,3 +104,41 @@ def test_port_lists_normalise_like_ufw():
 def test_policies_are_read_from_etc_default_ufw():
     text = 'IPV6=yes\nDEFAULT_INPUT_POLICY="DROP"\nDEFAULT_OUTPUT_POLICY="ACCEPT"\nDEFAULT_FORWARD_POLICY="REJECT"\n'
     assert ufw_filters.ufw_policies(text) == {"incoming": "deny", "outgoing": "allow", "routed": "reject"}
+
+
+TUPLES_V4 = [
+    "v4 allow tcp 80 0.0.0.0/0 any 0.0.0.0/0 in comment=706970656c69742d656467652073657276696365",
+]
+TUPLES_V6 = [
+    "v6 allow tcp 80 ::/0 any ::/0 in comment=706970656c69742d656467652073657276696365",
+]
+
+
+def test_a_rule_is_in_place_only_with_both_families_and_its_comment():
+    in_place = ufw_filters.ufw_rule_in_place
+    assert in_place(TUPLES_V4 + TUPLES_V6, "allow", 80, "tcp", "pipelit-edge service", True)
+    assert in_place(TUPLES_V4, "allow", 80, "tcp", "pipelit-edge service", False)
+    # IPv6 missing (added while IPV6=no), another comment, rule, port or proto:
+    # the module must run.
+    assert not in_place(TUPLES_V4, "allow", 80, "tcp", "pipelit-edge service", True)
+    assert not in_place(TUPLES_V4 + TUPLES_V6, "allow", 80, "tcp", "pipelit-edge web", True)
+    assert not in_place(TUPLES_V4 + TUPLES_V6, "limit", 80, "tcp", "pipelit-edge service", True)
+    assert not in_place(TUPLES_V4 + TUPLES_V6, "allow", 8080, "tcp", "pipelit-edge service", True)
+    assert not in_place(TUPLES_V4 + TUPLES_V6, "allow", 80, "udp", "pipelit-edge service", True)
+
+
+def test_the_rules_ufw_wrote_are_recognised_as_in_place(edge):
+    """tasks/state.yml skips a rule's module call when this filter finds it in
+    the rules ufw wrote on the converged host: each of the role's rules must
+    be found there, in the format ufw really writes, or the skip never
+    happens."""
+    tuples = []
+    for family, path in (("v4", "/etc/ufw/user.rules"), ("v6", "/etc/ufw/user6.rules")):
+        tuples += [f"{family} {line[len('### tuple ### '):]}"
+                   for line in edge.file(path).content_string.splitlines() if line.startswith("### tuple ### ")]
+    in_place = ufw_filters.ufw_rule_in_place
+    for port in (80, 443):
+        assert in_place(tuples, "allow", port, "tcp", "pipelit-edge service", True), tuples
+    for port in (8000, 6379):
+        assert in_place(tuples, "deny", port, "tcp", "pipelit-edge denied", True), tuples
+    assert in_place(tuples, "limit", SSH_PORT, "tcp", "pipelit-edge ssh", True), tuples

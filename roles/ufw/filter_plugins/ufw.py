@@ -254,6 +254,24 @@ def ufw_policies(defaults_text):
     return policies
 
 
+def ufw_rule_in_place(tuples, rule, port, proto, comment, ipv6=True):
+    """Whether a rule from anywhere is already in ufw's user rules, comment and all.
+
+    `tuples` are the "### tuple ###" lines of user.rules and user6.rules (what
+    community.general.ufw itself compares before and after a command), each
+    prefixed "v4 " or "v6 " by tasks/state.yml. True only when the IPv4 rule
+    and, with ipv6, the IPv6 rule are there exactly as the module would add
+    them: then the module call would change nothing and the role skips it.
+    Any doubt (another comment, a missing family, a format not recognised)
+    gives False, and the module decides.
+    """
+    suffix = f" in comment={comment.encode('utf-8').hex()}" if comment else " in"
+    wanted = {f"v4 {rule} {proto} {port} 0.0.0.0/0 any 0.0.0.0/0{suffix}"}
+    if ipv6:
+        wanted.add(f"v6 {rule} {proto} {port} ::/0 any ::/0{suffix}")
+    return wanted <= {line.strip() for line in tuples}
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -261,4 +279,5 @@ class FilterModule:
             "ufw_ports": ufw_ports,
             "ufw_rules_normalize": ufw_rules_normalize,
             "ufw_policies": ufw_policies,
+            "ufw_rule_in_place": ufw_rule_in_place,
         }
