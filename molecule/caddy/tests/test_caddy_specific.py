@@ -153,7 +153,10 @@ def variant(edge, probe, probe_address):
     }
     vault["routes"] = [
         {"path": "/", "upstream": "aliasvault", "websocket": True},
-        {"path": "/admin/", "upstream": "aliasvault", "allow": ["192.0.2.0/24"]},
+        # AliasVault's admin is a Blazor app: its route keeps WebSocket
+        # upgrades (the profile's verify_websocket_paths, /admin/_blazor,
+        # must stay checkable, or the model refuses the site).
+        {"path": "/admin/", "upstream": "aliasvault", "allow": ["192.0.2.0/24"], "websocket": True},
         {"path": "/api/", "upstream": "aliasvault", "max_body_size": "1k"},
         {"path": "/strict/", "upstream": "strict"},
     ]

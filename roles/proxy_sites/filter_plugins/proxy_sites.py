@@ -612,7 +612,10 @@ def check_verify_websocket_paths(name, paths, routes, errors):
             continue
         route = max(serving, key=lambda item: len(item["path"]))
         if route.get("websocket") is not True:
-            errors.add(name, field, f"'{path}' goes to route '{route['path']}', which does not pass WebSocket upgrades")
+            # The list may come from the site's profile (aliasvault declares
+            # /admin/_blazor): say how to mend it either way.
+            errors.add(name, field, f"'{path}' goes to route '{route['path']}', which does not pass WebSocket upgrades "
+                                    f"(give that route websocket: true, or set the site's own verify_websocket_paths)")
     return [path for path in paths if is_text(path)]
 
 
