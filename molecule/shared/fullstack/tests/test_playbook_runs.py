@@ -1,5 +1,7 @@
 """The deploy playbook on a configured host: an honest --check --diff, and its tags."""
 
+import pytest
+
 from conftest import CONFIG_PATHS, CONVERGE, PROXY, SITE, run_playbook
 from edge_testing import config_digest
 
@@ -19,14 +21,22 @@ def changed_tasks(output):
     return names
 
 
-def test_check_mode_previews_a_change_and_only_that_change(edge):
-    # One check run on the configured host with one change in the model: it
-    # reports the proxy's configuration as changing, shows the new limit in the
-    # diff, reports nothing else (firewall, certificates) and touches nothing.
+@pytest.fixture(scope="module")
+def check_run(edge):
+    """One check run on the configured host with one change in the model
+    (a new body limit): its result, and the configuration's digest before it."""
     before = config_digest(edge, CONFIG_PATHS)
     site = {"name": SITE["site"], "profile": SITE["site"], "domains": SITE["domains"], "tls": {"mode": "acme"},
             "max_body_size": "7m"}
     result = run_playbook(CONVERGE, "--check", "--diff", extra_vars={"proxy_sites": [site]})
+    return result, before
+
+
+def test_check_mode_previews_a_change_and_only_that_change(edge, check_run):
+    # It reports the proxy's configuration as changing, shows the new limit
+    # in the diff, reports nothing else (firewall, certificates) and touches
+    # nothing.
+    result, before = check_run
     assert result.returncode == 0, result.output
     changed = changed_tasks(result.output)
     assert changed, result.output
@@ -35,6 +45,15 @@ def test_check_mode_previews_a_change_and_only_that_change(edge):
     # The diff shows the new limit (7 MiB, as each proxy writes it); the host keeps the old one.
     assert str(7 * 1024 * 1024) in result.output or "7m;" in result.output, result.output
     assert config_digest(edge, CONFIG_PATHS) == before
+
+
+def test_the_site_model_is_checked_once_per_run(check_run):
+    # The play lists proxy_sites and every role after it depends on it:
+    # Ansible runs it once only when the listings match (meta/main.yml).
+    result, _ = check_run
+    assert result.returncode == 0, result.output
+    for task in ("Check the site model", "Publish the normalised site model"):
+        assert result.output.count(f"TASK [proxy_sites : {task}]") == 1, result.output
 
 
 def test_tags_run_the_parts_they_name():
