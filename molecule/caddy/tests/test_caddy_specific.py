@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
-from edge_testing import config_digest, curl, edge, probe, run_converge  # noqa: E402,F401  (edge, probe: fixtures)
+from edge_testing import config_digest, curl, edge, probe, run_converge, wait_for_file  # noqa: E402,F401  (edge, probe: fixtures)
 from edge_testing import valid_sites as scenario_sites  # noqa: E402
 
 CONFIG_PATHS = ["/etc/caddy", "/etc/systemd/system/caddy.service.d"]
@@ -110,9 +110,9 @@ def test_a_reload_closes_open_websockets(edge, probe):
     root = caddy_root(edge, probe)
     report = f"/tmp/ws-reload-{uuid.uuid4().hex}.json"
     probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://pipelit.test/ws/?token=reload-secret' "
-              f"--cafile {root} --idle {RELOAD_IDLE_SECONDS} > {report}.part 2>&1; "
+              f"--cafile {root} --idle {RELOAD_IDLE_SECONDS} --opened {report}.open > {report}.part 2>&1; "
               f"mv {report}.part {report}) >/dev/null 2>&1 &")
-    time.sleep(3)
+    wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     assert edge.run("timeout 60 systemctl reload caddy").rc == 0
     deadline = time.monotonic() + RELOAD_IDLE_SECONDS + 30
     while not probe.file(report).exists:

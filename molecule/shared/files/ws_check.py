@@ -15,7 +15,11 @@ Prints one JSON object on stdout; exits 0 only if every requested check passed.
 
     ws_check.py URL [--cafile PATH | --insecure] [--server-hostname NAME]
                 [--idle SECONDS] [--wait-close SECONDS] [--origin ORIGIN]
-                [--header 'Name: value' ...]
+                [--header 'Name: value' ...] [--opened PATH]
+
+--opened creates PATH once the connection is open and both echoes came
+back, so a test can act on the open connection (reload the proxy) without
+guessing how long the client takes to get there on a loaded machine.
 
 --wait-close waits, after the echoes, for the server to end the connection
 (a proxy reloading, say) and reports when ("closed_at", seconds since the
@@ -57,6 +61,7 @@ def parse_args():
     parser.add_argument("--wait-close", type=float, default=0.0,
                         help="seconds to wait for the server to end the connection")
     parser.add_argument("--origin")
+    parser.add_argument("--opened", help="file to create once the connection is open and has echoed")
     parser.add_argument("--header", action="append", default=[],
                         help="extra request header, 'Name: value' (repeatable)")
     args = parser.parse_args()
@@ -152,6 +157,9 @@ async def check(args, result):
         result["text_echo"] = await echo(ws, "hello-" + os.urandom(8).hex())
         stage = "binary echo"
         result["binary_echo"] = await echo(ws, os.urandom(70000))
+        if args.opened:
+            with open(args.opened, "w", encoding="ascii") as handle:
+                handle.write("open\n")
         if args.idle:
             stage = "echo after %g s idle" % args.idle
             await asyncio.sleep(args.idle)

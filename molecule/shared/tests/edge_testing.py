@@ -12,6 +12,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,16 @@ def run_playbook(playbook, *options, extra_vars=None, result_format="yaml"):
     finally:
         os.unlink(handle.name)
     return PlaybookRun(result.returncode, result.stdout)
+
+
+def wait_for_file(host, path, seconds, failure):
+    """Waits until PATH exists on HOST (a background client's signal); fails
+    with FAILURE after SECONDS. Polls instead of sleeping a guessed time,
+    which a loaded machine outlasts."""
+    deadline = time.monotonic() + seconds
+    while not host.file(path).exists:
+        assert time.monotonic() < deadline, f"{failure} within {seconds} s"
+        time.sleep(0.5)
 
 
 def run_converge(extra_vars):

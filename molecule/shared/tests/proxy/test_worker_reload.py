@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 from conftest import PIPELIT, PROXY
+from edge_testing import wait_for_file
 
 pytestmark = pytest.mark.skipif(PROXY != "nginx", reason="nginx's old workers; Caddy has none")
 
@@ -36,9 +37,9 @@ def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe
     bound = seconds(setting.group(1))
     report = f"/tmp/ws-reload-{uuid.uuid4().hex}.json"
     probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=reload-secret' "
-              f"--cafile {ca_files['pipelit']} --wait-close {bound + 60} > {report}.part 2>&1; "
+              f"--cafile {ca_files['pipelit']} --wait-close {bound + 60} --opened {report}.open > {report}.part 2>&1; "
               f"mv {report}.part {report}) >/dev/null 2>&1 &")
-    time.sleep(3)  # the WebSocket is open and has echoed
+    wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     old = workers(edge)
     reloaded_at = float(edge.check_output("date +%s.%N"))
     edge.check_output("systemctl reload nginx")
