@@ -18,7 +18,9 @@ description:
   - Standard library only, so it runs on any host with Python 3.
 options:
   checks:
-    description: What to check, each with C(site), C(domain) and C(port).
+    description: >-
+      What to check, each with C(site), C(domain) and C(port), and optionally C(http) (false: resolve only, for a
+      port whose listener cannot serve the token yet).
     type: list
     elements: dict
     required: true
@@ -118,7 +120,7 @@ def check(item, addresses, params):
             result["failure"] = "%s resolves to [%s], and %s is not this host (%s)" % (
                 prefix, ", ".join(result["resolved"]), ", ".join(elsewhere), host)
         return result
-    if not params["http"]:
+    if not (params["http"] and item.get("http", True)):
         result["ok"] = True
         return result
     path = params["path"] + params["token"]

@@ -17,6 +17,10 @@ description:
   - Returns the host's own global addresses (C(ip -j address)), which of those domains' HTTP ports have a listening
     socket, whether the proxy's live configuration serves the pre-flight path, whether IPv6 is enabled, and a fresh
     random token.
+  - Returns in C(older_proxy_ports) the held ports whose listener is the proxy itself (its program name) while its
+    live configuration does not serve the pre-flight path: a proxy an older version of these roles configured. On
+    those ports only DNS can be checked this run (the module warns, naming the domains); the run's proxy role adds
+    the path.
   - Standard library only (plus the C(ip) and C(openssl) commands, which Debian installs).
 options:
   sites:
@@ -128,8 +132,8 @@ def host_addresses(module):
 
 
 def listening_ports():
-    """TCP ports with a listening socket, IPv4 or IPv6."""
-    ports = set()
+    """TCP ports with a listening socket, IPv4 or IPv6: port to the sockets' inodes."""
+    ports = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table, encoding="ascii") as handle:
@@ -137,10 +141,24 @@ def listening_ports():
                 for line in handle:
                     fields = line.split()
                     if fields[3] == TCP_LISTEN:
-                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+                        ports.setdefault(int(fields[1].rsplit(":", 1)[1], 16), set()).add(fields[9])
         except OSError:
             continue
     return ports
+
+
+def socket_programs(inodes):
+    """The names (comm) of the processes holding any of these socket inodes."""
+    wanted = {"socket:[%s]" % inode for inode in inodes}
+    names = set()
+    for fd_dir in glob.glob("/proc/[0-9]*/fd"):
+        try:
+            if any(os.readlink(os.path.join(fd_dir, fd)) in wanted for fd in os.listdir(fd_dir)):
+                with open(os.path.join(os.path.dirname(fd_dir), "comm"), encoding="utf-8") as handle:
+                    names.add(handle.read().strip())
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return names
 
 
 def ipv6_enabled():
@@ -173,17 +191,30 @@ def main():
         domains, reason = (certbot_pending if p["proxy"] == "nginx" else caddy_pending)(module, site)
         pending += [{"site": site["name"], "domain": d, "port": int(site.get("http_port", 80)), "reason": reason}
                     for d in domains]
-    held = listening_ports()
+    listening = listening_ports()
+    held = set(listening) & {c["port"] for c in pending}
     try:
         with open(p["proxy_config"], encoding="utf-8") as handle:
             proxy_serves = p["marker"] in handle.read()
     except OSError:
         proxy_serves = False
+    # A proxy an older version of these roles configured holds the port and
+    # does not serve the pre-flight path yet (this run's proxy role adds it):
+    # on those ports only the DNS part can be checked this time.
+    older_proxy = sorted(port for port in held
+                         if not proxy_serves and socket_programs(listening[port]) == {p["proxy"]})
+    if older_proxy:
+        module.warn(
+            "ACME pre-flight: %s on port %s does not serve %s yet (configured by an older version of these roles, "
+            "or by hand); for %s only DNS is checked this run (this run's proxy role adds the path)."
+            % (p["proxy"], ", ".join(map(str, older_proxy)), p["marker"],
+               ", ".join(c["domain"] for c in pending if c["port"] in older_proxy)))
     module.exit_json(
         changed=False,
         pending=pending,
         addresses=host_addresses(module),
-        held_ports=sorted(held & {c["port"] for c in pending}),
+        held_ports=sorted(held),
+        older_proxy_ports=older_proxy,
         proxy_serves_preflight=proxy_serves,
         ipv6=ipv6_enabled(),
         # Random per run: what port 80 answers must be this run's file.

@@ -232,3 +232,46 @@ def test_with_the_preflight_disabled_the_same_domain_gets_past_it(edge):
     else:
         assert result.returncode == 0, result.output
         assert f"http://{ELSEWHERE}:80" in result.output, result.output
+
+
+# Last in this module: Caddy keeps the certificate it obtains here in its
+# storage, so the name would no longer be pending for the cases above.
+@pytest.fixture(scope="module")
+def older_proxy_run(edge, probe):
+    """The running proxy as a version of these roles from before the
+    pre-flight left it (its live configuration does not serve the pre-flight
+    path), then a new site on a name of the edge. Afterwards the scenario's
+    own sites again."""
+    live = {"nginx": "/etc/nginx/nginx.conf /etc/nginx/sites-available/pipelit-edge-*.conf",
+            "caddy": "/etc/caddy/Caddyfile"}[PROXY]
+    edge.check_output(f"sed -i 's#/.well-known/pipelit-edge-preflight/#/.well-known/older-version/#' {live} "
+                      f"&& systemctl reload {PROXY}")
+    # The control: a token in the pre-flight directory is no longer served.
+    token = uuid.uuid4().hex
+    edge.check_output(f"install -d -m 0755 {PREFLIGHT_DIR} && printf %s {token} > {PREFLIGHT_DIR}/{token}")
+    try:
+        assert curl_status(probe, UNUSED_EDGE_NAME, f"/.well-known/pipelit-edge-preflight/{token}")[1] != 200
+    finally:
+        edge.run(f"rm -f {PREFLIGHT_DIR}/{token}")
+    try:
+        result, started = run({"proxy_sites": [SITE, site("upgraded", [UNUSED_EDGE_NAME])]})
+        time.sleep(1)
+        return result, pebble_log(probe, started), edge.run(f"grep -c pipelit-edge-preflight {live}").stdout
+    finally:
+        restored, _ = run({"proxy_sites": [SITE]})
+        assert restored.returncode == 0, restored.output
+
+
+def test_a_proxy_from_before_the_preflight_gets_the_dns_check_only_once(older_proxy_run):
+    # Upgrading: the proxy holding port 80 cannot serve the token yet (this
+    # run's proxy role adds the path), so the pre-flight checks DNS only,
+    # says so, and the run goes on to a real certificate.
+    result, pebble_since, live_markers = older_proxy_run
+    assert result.returncode == 0, result.output
+    words = " ".join(result.output.split())
+    assert (f"ACME pre-flight: {PROXY} on port 80 does not serve /.well-known/pipelit-edge-preflight/ yet" in words
+            and f"for {UNUSED_EDGE_NAME} only DNS is checked this run" in words), result.output
+    assert PREFLIGHT_CHECK_TASK in result.output
+    assert f'Value:"{UNUSED_EDGE_NAME}"' in pebble_since, pebble_since
+    # The run put the path back into the live configuration.
+    assert sum(int(count.rsplit(":", 1)[-1]) for count in live_markers.split()) > 0, live_markers
