@@ -16,6 +16,7 @@ import json
 import time
 
 import pytest
+from edge_testing import run_converge
 
 ALERTS = "/var/log/pipelit-edge-test-alerts.log"
 TAG = "pipelit-edge-certificate-alert"
@@ -68,6 +69,28 @@ def test_the_alerts_are_in_place(edge):
     assert edge.check_output("systemctl show -p OnFailure --value certbot.service") == "pipelit-edge-certbot-failed.service"
     command = edge.file("/etc/pipelit-edge/certificate-alert-command")
     assert (command.user, command.group, command.mode) == ("root", "root", 0o700)
+
+
+def test_a_run_repairs_what_hand_edits_left(edge, sites):
+    # Each task of the role is skipped when the one read (tasks/state.yml)
+    # finds its file as the task would leave it; anything else is written
+    # again, and the timer started again.
+    files = ["/usr/local/sbin/pipelit-edge-certificate-alert", "/etc/pipelit-edge/certificate-alerts.json",
+             "/etc/systemd/system/pipelit-edge-certificate-check.service",
+             "/etc/systemd/system/certbot.service.d/pipelit-edge-alert.conf"]
+    before = {path: (edge.file(path).sha256sum, edge.file(path).mode) for path in files}
+    edge.check_output(f"chmod 0644 {files[0]} && rm {files[1]} && echo '# by hand' >> {files[2]} && rm {files[3]} "
+                      "&& systemctl daemon-reload && systemctl disable --now pipelit-edge-certificate-check.timer")
+    model = [{"name": name, "profile": name, "domains": domains, "tls": {"mode": "acme"}}
+             for name, domains in sites.items()]
+    result = run_converge({"proxy_sites": model})
+    assert result.returncode == 0, result.output[-3000:]
+    assert {path: (edge.file(path).sha256sum, edge.file(path).mode) for path in files} == before
+    assert edge.service("pipelit-edge-certificate-check.timer").is_enabled
+    assert edge.service("pipelit-edge-certificate-check.timer").is_running
+    assert edge.check_output("systemctl show -p OnFailure --value certbot.service") == "pipelit-edge-certbot-failed.service"
+    # No certificate was asked for: the model is the one last converged.
+    assert "certbot could not" not in result.output
 
 
 def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, probe, sites):
