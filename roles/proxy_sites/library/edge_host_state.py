@@ -13,7 +13,9 @@ description:
     nothing costs one round trip per role. The roles skip a module call only when this read proves that call would
     change nothing (a file already of the type, mode, owner, group and checksum the task would leave); otherwise the
     module runs and decides.
-  - Lives in the proxy_sites role, which every proxy role and certificate_alerts depend on, so they share it.
+  - Lives in the proxy_sites role, which nginx, caddy, certbot and certificate_alerts depend on, so they share it.
+  - Also reads small files whole (certificates, renewal files) and lists the paths matching patterns, for roles
+    that compare more than files' checksums (certbot).
   - Standard library only (plus C(dpkg-query) and C(systemctl), which Debian has).
 options:
   packages:
@@ -25,6 +27,16 @@ options:
     description: Files, directories and links whose state to read (links are not followed).
     type: list
     elements: path
+    default: []
+  read:
+    description: Files whose content to return (links followed; regular files of at most 1 MiB), such as certificates.
+    type: list
+    elements: path
+    default: []
+  globs:
+    description: Shell patterns whose matching paths to list, such as C(/etc/letsencrypt/renewal/pipelit-edge-*.conf).
+    type: list
+    elements: str
     default: []
   units:
     description: systemd units whose enabled and active state to read.
@@ -48,11 +60,22 @@ unresolved:
   description: The paths of I(paths) that do not resolve to anything when links are followed (missing or dangling).
   type: list
   elements: path
+link_targets:
+  description: For each path of I(paths) that is a symbolic link, where it points (as C(readlink) says).
+  type: dict
+contents:
+  description: For each path of I(read) that resolves to a regular file of at most 1 MiB, its content in base64.
+  type: dict
+globbed:
+  description: For each pattern of I(globs), the paths that match it, sorted.
+  type: dict
 units:
   description: For each unit of I(units), C(enabled) and C(active) (booleans).
   type: dict
 """
 
+import base64
+import glob
 import grp
 import hashlib
 import os
@@ -99,6 +122,21 @@ def file_state(path):
     return "|".join((kind, mode, name_of(pwd.getpwuid, st.st_uid), name_of(grp.getgrgid, st.st_gid), digest))
 
 
+# More than any certificate or configuration file a role reads.
+READ_LIMIT = 1 << 20
+
+
+def content_of(path):
+    """The content of PATH in base64 (links followed), or None if it is not a regular file of at most READ_LIMIT."""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > READ_LIMIT:
+            return None
+        with open(path, "rb") as handle:
+            return base64.b64encode(handle.read()).decode("ascii")
+    except OSError:
+        return None
+
+
 def packages_missing(module, packages):
     if not packages:
         return []
@@ -123,6 +161,8 @@ def main():
         argument_spec={
             "packages": {"type": "list", "elements": "str", "default": []},
             "paths": {"type": "list", "elements": "path", "default": []},
+            "read": {"type": "list", "elements": "path", "default": []},
+            "globs": {"type": "list", "elements": "str", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
@@ -133,11 +173,19 @@ def main():
         state = file_state(path)
         if state is not None:
             files[path] = state
+    contents = {}
+    for path in module.params["read"]:
+        content = content_of(path)
+        if content is not None:
+            contents[path] = content
     module.exit_json(
         changed=False,
         packages_missing=packages_missing(module, module.params["packages"]),
         files=files,
         unresolved=[path for path in paths if not os.path.exists(path)],
+        link_targets={path: os.readlink(path) for path in files if files[path].startswith("symbolic link|")},
+        contents=contents,
+        globbed={pattern: sorted(glob.glob(pattern)) for pattern in module.params["globs"]},
         units={unit: unit_state(unit) for unit in module.params["units"]},
     )
 
