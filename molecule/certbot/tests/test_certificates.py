@@ -89,4 +89,4 @@ def test_unreachable_acme_server_fails_clearly_and_the_site_keeps_serving(probe,
         assert f"from {ACME_URL}" in result.output
         assert curl(probe, "https://pipelit.test/health", ca=pebble_root).status == 200
     finally:
-        probe.check_output("systemctl start pebble && sleep 1")
+        probe.check_output("systemctl start pebble && timeout 60 bash -c 'until : </dev/tcp/127.0.0.1/14000; do sleep 0.2; done'")

@@ -109,7 +109,7 @@ def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, p
     finally:
         edge.run(f"cp -p /run/renewal-conf.saved {RENEWAL_CONF}")
         edge.run("systemctl reset-failed certbot.service pipelit-edge-certbot-failed.service")
-        probe.check_output("systemctl start pebble && sleep 1")
+        probe.check_output("systemctl start pebble && timeout 60 bash -c 'until : </dev/tcp/127.0.0.1/14000; do sleep 0.2; done'")
     assert f"event=renewal-failed site=pipelit domains={domains}\n" in alerts
     message = f"certificate renewal FAILED for site 'pipelit' ({', '.join(sites['pipelit'])}), certbot lineage pipelit-edge-pipelit"
     assert message in alerts
