@@ -161,6 +161,19 @@ def socket_programs(inodes):
     return names
 
 
+def proxy_holds(module, proxy, inodes):
+    """Whether the proxy's own processes hold these listening sockets. Where
+    root lacks CAP_SYS_PTRACE (a container), it cannot read the descriptors
+    of some processes (Caddy, running as caddy with the capability to bind
+    low ports, in the Molecule scenarios): when no holder can be named, the
+    proxy's unit running counts."""
+    names = socket_programs(inodes)
+    if names:
+        return names == {proxy}
+    _rc, out, _err = module.run_command(["systemctl", "is-active", proxy])
+    return out.strip() == "active"
+
+
 def ipv6_enabled():
     """Whether a listener can bind [::] (dual stack) rather than 0.0.0.0."""
     try:
@@ -202,7 +215,7 @@ def main():
     # does not serve the pre-flight path yet (this run's proxy role adds it):
     # on those ports only the DNS part can be checked this time.
     older_proxy = sorted(port for port in held
-                         if not proxy_serves and socket_programs(listening[port]) == {p["proxy"]})
+                         if not proxy_serves and proxy_holds(module, p["proxy"], listening[port]))
     if older_proxy:
         module.warn(
             "ACME pre-flight: %s on port %s does not serve %s yet (configured by an older version of these roles, "
