@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
-from edge_testing import config_digest, curl, edge, probe, run_converge, wait_for_file  # noqa: E402,F401  (edge, probe: fixtures)
+from edge_testing import config_digest, curl, edge, probe, journal_mark, run_converge, wait_for_file  # noqa: E402,F401  (edge, probe: fixtures)
 from edge_testing import valid_sites as scenario_sites  # noqa: E402
 
 CONFIG_PATHS = ["/etc/caddy", "/etc/systemd/system/caddy.service.d"]
@@ -236,7 +236,7 @@ CHECK = "pipelit-edge-certificate-check.service"
 
 def run_check(edge, min_days=None):
     """The daily check's own unit, its threshold overridden for this run if given: (rc, journal lines)."""
-    since = edge.check_output("date +%s")
+    since = journal_mark(edge)
     dropin = f"/run/systemd/system/{CHECK}.d"
     if min_days is not None:
         edge.check_output(f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days}\\n'"

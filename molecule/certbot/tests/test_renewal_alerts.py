@@ -16,7 +16,7 @@ import json
 import time
 
 import pytest
-from edge_testing import run_converge
+from edge_testing import journal_mark, run_converge
 
 ALERTS = "/var/log/pipelit-edge-test-alerts.log"
 TAG = "pipelit-edge-certificate-alert"
@@ -96,7 +96,7 @@ def test_a_run_repairs_what_hand_edits_left(edge, sites):
 def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, probe, sites):
     domains = " ".join(sites["pipelit"])
     edge.run(f"rm -f {ALERTS}")
-    since = int(edge.check_output("date +%s"))
+    since = journal_mark(edge)
     # The real certbot.service, unchanged: one certificate made due for
     # renewal (Pebble's last five years), the ACME server down.
     edge.check_output(f"cp -p {RENEWAL_CONF} /run/renewal-conf.saved && "
@@ -128,7 +128,7 @@ def days_left(edge, domain):
 def run_check(edge, min_days=None):
     """The daily check's own unit, with the threshold overridden for this run if given."""
     edge.run(f"rm -f {ALERTS}")
-    since = int(edge.check_output("date +%s"))
+    since = journal_mark(edge)
     if min_days is not None:
         runtime_dropin(edge, CHECK, f"[Service]\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days:.2f}")
     try:

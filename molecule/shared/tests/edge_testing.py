@@ -97,6 +97,14 @@ def run_playbook(playbook, *options, extra_vars=None, result_format="yaml"):
     return PlaybookRun(result.returncode, result.stdout)
 
 
+def journal_mark(host):
+    """Whole seconds since the epoch, later than every journal entry so far
+    and no later than any entry to come. `journalctl --since @N` counts whole
+    seconds: a mark taken in the second of an earlier entry (the previous
+    test's) would include it."""
+    return int(host.check_output("sleep 1; date +%s"))
+
+
 def wait_for_file(host, path, seconds, failure):
     """Waits until PATH exists on HOST (a background client's signal); fails
     with FAILURE after SECONDS. Polls instead of sleeping a guessed time,
