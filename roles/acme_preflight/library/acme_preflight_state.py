@@ -68,6 +68,7 @@ import glob
 import ipaddress
 import json
 import os
+import pwd
 import re
 import secrets
 
@@ -132,7 +133,7 @@ def host_addresses(module):
 
 
 def listening_ports():
-    """TCP ports with a listening socket, IPv4 or IPv6: port to the sockets' inodes."""
+    """TCP ports with a listening socket, IPv4 or IPv6: port to its sockets' (inode, owner's uid)."""
     ports = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -141,15 +142,16 @@ def listening_ports():
                 for line in handle:
                     fields = line.split()
                     if fields[3] == TCP_LISTEN:
-                        ports.setdefault(int(fields[1].rsplit(":", 1)[1], 16), set()).add(fields[9])
+                        port = int(fields[1].rsplit(":", 1)[1], 16)
+                        ports.setdefault(port, set()).add((fields[9], int(fields[7])))
         except OSError:
             continue
     return ports
 
 
-def socket_programs(inodes):
-    """The names (comm) of the processes holding any of these socket inodes."""
-    wanted = {"socket:[%s]" % inode for inode in inodes}
+def socket_programs(sockets):
+    """The names (comm) of the processes holding any of these sockets."""
+    wanted = {"socket:[%s]" % inode for inode, _uid in sockets}
     names = set()
     for fd_dir in glob.glob("/proc/[0-9]*/fd"):
         try:
@@ -161,17 +163,20 @@ def socket_programs(inodes):
     return names
 
 
-def proxy_holds(module, proxy, inodes):
-    """Whether the proxy's own processes hold these listening sockets. Where
-    root lacks CAP_SYS_PTRACE (a container), it cannot read the descriptors
-    of some processes (Caddy, running as caddy with the capability to bind
-    low ports, in the Molecule scenarios): when no holder can be named, the
-    proxy's unit running counts."""
-    names = socket_programs(inodes)
+def proxy_holds(proxy, sockets):
+    """Whether the proxy's own processes hold these listening sockets. Caddy's
+    capability to bind low ports makes its /proc entries private where root
+    lacks CAP_SYS_PTRACE (a container): when no holder can be named, sockets
+    owned by the proxy's user are its own, as the caddy role's
+    pipelit-edge-caddy-check decides."""
+    names = socket_programs(sockets)
     if names:
         return names == {proxy}
-    _rc, out, _err = module.run_command(["systemctl", "is-active", proxy])
-    return out.strip() == "active"
+    try:
+        uid = pwd.getpwnam(proxy).pw_uid
+    except KeyError:
+        return False
+    return all(owner == uid for _inode, owner in sockets)
 
 
 def ipv6_enabled():
@@ -215,7 +220,7 @@ def main():
     # does not serve the pre-flight path yet (this run's proxy role adds it):
     # on those ports only the DNS part can be checked this time.
     older_proxy = sorted(port for port in held
-                         if not proxy_serves and proxy_holds(module, p["proxy"], listening[port]))
+                         if not proxy_serves and proxy_holds(p["proxy"], listening[port]))
     if older_proxy:
         module.warn(
             "ACME pre-flight: %s on port %s does not serve %s yet (configured by an older version of these roles, "
