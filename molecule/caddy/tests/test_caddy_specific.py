@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared" / "tests"))
-from edge_testing import config_digest, curl, edge, probe, journal_mark, run_converge, wait_for_file  # noqa: E402,F401  (edge, probe: fixtures)
+from edge_testing import config_digest, curl, edge, probe, run_certificate_check, run_converge, wait_for_file  # noqa: E402,F401  (edge, probe: fixtures)
 from edge_testing import valid_sites as scenario_sites  # noqa: E402
 
 CONFIG_PATHS = ["/etc/caddy", "/etc/systemd/system/caddy.service.d"]
@@ -230,37 +230,19 @@ def test_a_verified_upstream_must_present_a_valid_certificate(variant, probe):
 # command here: the journal is the alert). The scenario's own sites are
 # self_signed, which the daily check leaves out; www is tls mode files with a
 # certificate made above that expires in two days.
-ALERT_TAG = "pipelit-edge-certificate-alert"
-CHECK = "pipelit-edge-certificate-check.service"
-
-
-def run_check(edge, min_days=None):
-    """The daily check's own unit, its threshold overridden for this run if given: (rc, journal lines)."""
-    since = journal_mark(edge)
-    dropin = f"/run/systemd/system/{CHECK}.d"
-    if min_days is not None:
-        edge.check_output(f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days}\\n'"
-                          f" > {dropin}/zz-test.conf && systemctl daemon-reload")
-    try:
-        run = edge.run(f"systemctl start {CHECK}")
-    finally:
-        edge.run(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {CHECK}")
-    return run.rc, edge.check_output(f"journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
-
-
 def test_the_daily_check_alerts_for_a_certificate_near_expiry(variant, edge):
-    rc, journal = run_check(edge, 3)
+    rc, journal = run_certificate_check(edge, 3)
     assert rc != 0
     assert "certificate of site 'www' needs attention (fewer than 3 days left" in journal
     assert re.search(r"www\.pipelit\.test: expires in [12]\.\d days", journal), journal
     assert "site 'pipelit'" not in journal and "site 'aliasvault'" not in journal  # self_signed: not checked
     # With the default threshold (14 days) too.
-    rc, journal = run_check(edge)
+    rc, journal = run_certificate_check(edge)
     assert rc != 0 and "certificate of site 'www' needs attention (fewer than 14 days left" in journal
 
 
 def test_the_daily_check_is_quiet_above_the_threshold(variant, edge):
-    rc, journal = run_check(edge, 1)
+    rc, journal = run_certificate_check(edge, 1)
     assert rc == 0, journal
     assert "needs attention" not in journal
     assert "every checked certificate has at least 1 days left" in journal
@@ -283,7 +265,7 @@ def test_a_failed_caddy_obtain_is_reported_by_the_daily_check(variant, edge):
     # role stopped waiting, on a loaded machine), then the daily check runs.
     edge.check_output("timeout 120 sh -c 'until journalctl -u caddy -o cat --no-pager | grep tls.obtain "
                       "| grep acme-down.pipelit.test | grep -q error; do sleep 1; done'")
-    rc, journal = run_check(edge)
+    rc, journal = run_certificate_check(edge)
     assert rc != 0
     # The run failed in the caddy role, before the alerts' role could learn
     # the new site: the domain is named, without its site.

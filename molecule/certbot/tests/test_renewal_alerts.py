@@ -16,26 +16,14 @@ import json
 import time
 
 import pytest
-from edge_testing import journal_mark, run_converge
+from edge_testing import ALERT_TAG, journal_mark, run_certificate_check, run_converge
 
 ALERTS = "/var/log/pipelit-edge-test-alerts.log"
-TAG = "pipelit-edge-certificate-alert"
-CHECK = "pipelit-edge-certificate-check.service"
 RENEWAL_CONF = "/etc/letsencrypt/renewal/pipelit-edge-pipelit.conf"
 
 
-def runtime_dropin(edge, unit, text):
-    """A drop-in under /run (gone at reboot, removed by the test), then daemon-reload."""
-    directory = f"/run/systemd/system/{unit}.d"
-    if text is None:
-        edge.check_output(f"rm -rf {directory} && systemctl daemon-reload")
-    else:
-        edge.check_output(f"mkdir -p {directory} && cat > {directory}/zz-test.conf <<'EOF'\n{text}\nEOF\n"
-                          "systemctl daemon-reload")
-
-
 def journal_since(edge, since):
-    return edge.check_output(f"journalctl --no-pager -o cat -t {TAG} --since @{since}")
+    return edge.check_output(f"journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
 
 
 def wait_for_alerts(edge, text, seconds=60):
@@ -126,19 +114,12 @@ def days_left(edge, domain):
 
 
 def run_check(edge, min_days=None):
-    """The daily check's own unit, with the threshold overridden for this run if given."""
+    """The daily check's own unit, with the threshold overridden for this run
+    if given: (exit code, what the alert command wrote, the journal's alerts)."""
     edge.run(f"rm -f {ALERTS}")
-    since = journal_mark(edge)
-    if min_days is not None:
-        runtime_dropin(edge, CHECK, f"[Service]\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days:.2f}")
-    try:
-        run = edge.run(f"systemctl start {CHECK}")
-    finally:
-        if min_days is not None:
-            runtime_dropin(edge, CHECK, None)
-        edge.run(f"systemctl reset-failed {CHECK}")
+    rc, journal = run_certificate_check(edge, None if min_days is None else f"{min_days:.2f}")
     alerts = edge.file(ALERTS).content_string if edge.file(ALERTS).exists else ""
-    return run.rc, alerts, journal_since(edge, since)
+    return rc, alerts, journal
 
 
 def test_the_daily_check_is_quiet_with_the_default_threshold(edge):

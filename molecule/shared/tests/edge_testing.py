@@ -105,6 +105,27 @@ def journal_mark(host):
     return int(host.check_output("sleep 1; date +%s"))
 
 
+# certificate_alerts: its journal tag and its daily check's unit.
+ALERT_TAG = "pipelit-edge-certificate-alert"
+CERTIFICATE_CHECK = "pipelit-edge-certificate-check.service"
+
+
+def run_certificate_check(edge, min_days=None):
+    """Runs certificate_alerts' daily check now, through its own unit, its
+    threshold overridden for this run if given (a drop-in under /run,
+    removed afterwards): (the unit's exit code, the alerts it journaled)."""
+    since = journal_mark(edge)
+    dropin = f"/run/systemd/system/{CERTIFICATE_CHECK}.d"
+    if min_days is not None:
+        edge.check_output(f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days}\\n'"
+                          f" > {dropin}/zz-test.conf && systemctl daemon-reload")
+    try:
+        run = edge.run(f"systemctl start {CERTIFICATE_CHECK}")
+    finally:
+        edge.run(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {CERTIFICATE_CHECK}")
+    return run.rc, edge.check_output(f"journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
+
+
 def wait_for_file(host, path, seconds, failure):
     """Waits until PATH exists on HOST (a background client's signal); fails
     with FAILURE after SECONDS. Polls instead of sleeping a guessed time,
