@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import time
 
@@ -37,23 +38,23 @@ def test_ssh_connection_is_parsed_strictly(value, expected):
 
 def test_an_ancestor_holds_the_session_when_the_process_itself_does_not():
     # A parent with SSH_CONNECTION starts a child with an empty environment,
-    # as sudo's env_reset leaves the become process.
+    # as sudo's env_reset leaves the become process. The child names itself
+    # once it runs with that environment: read during `env -i`'s exec, the
+    # environment can still be the parent's, or empty for an instant (a test
+    # that polled for the change failed 6 times in 1000 that way).
     session = "192.0.2.7 50022 198.51.100.1 2222"
     parent = subprocess.Popen(
-        ["sh", "-c", "env -i sleep 30 & echo $!; wait"],
-        env={**os.environ, "SSH_CONNECTION": session}, stdout=subprocess.PIPE, text=True,
+        ["sh", "-c", "env -i sh -c 'echo $$; sleep 30; :' & wait"],
+        env={**os.environ, "SSH_CONNECTION": session}, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
         child = int(parent.stdout.readline())
-        # Until the child has exec'd sleep, its environment is still the parent's.
-        for _ in range(50):
-            if ufw_ssh_session.read_environ(child).get("SSH_CONNECTION") is None:
-                break
-            time.sleep(0.1)
-        found = ufw_ssh_session.find_session(child, ufw_ssh_session.read_environ(child))
+        child_environ = ufw_ssh_session.read_environ(child)
+        found = ufw_ssh_session.find_session(child, child_environ)
     finally:
-        parent.kill()
+        os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
+    assert "SSH_CONNECTION" not in child_environ, child_environ
     assert found["found"] is True
     assert found["server_port"] == 2222
     assert found["ssh_connection"] == session
