@@ -47,7 +47,7 @@ except ImportError:  # websockets <= 12, e.g. Debian 12's 10.4: legacy API
     from websockets import connect
     HEADERS_KWARG = "extra_headers"
 
-TIMEOUT = 10  # seconds for the handshake and for each echo to come back
+TIMEOUT = 30  # seconds for the handshake and for each echo to come back (a loaded machine)
 
 
 def parse_args():

@@ -123,7 +123,9 @@ def run_certificate_check(edge, min_days=None):
         run = edge.run(f"systemctl start {CERTIFICATE_CHECK}")
     finally:
         edge.run(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {CERTIFICATE_CHECK}")
-    return run.rc, edge.check_output(f"journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
+    # --sync: journald has stored what the check sent (logger's datagrams).
+    return run.rc, edge.check_output(
+        f"journalctl --sync && journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
 
 
 def wait_for_file(host, path, seconds, failure):

@@ -110,7 +110,7 @@ def ssh(address, command="true"):
     return subprocess.run(
         [
             "ssh", "-i", str(SSH_KEY), "-p", str(SSH_PORT),
-            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=30",
             "-o", "ControlMaster=no", "-o", "ControlPath=none",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
             f"{SSH_USER}@{address}", command,

@@ -66,7 +66,7 @@ def test_ssh_takes_new_connections_after_the_change(rule_added, edge_address):
 
 def test_added_rule_lets_its_source_in(rule_added, probe, edge):
     assert "the probe may reach the listener" in edge.check_output("LC_ALL=C ufw status")
-    succeeded, message = connect(probe, UNLISTED_PORT)
+    succeeded, message = connect(probe, UNLISTED_PORT, timeout=30)
     assert succeeded, message
 
 

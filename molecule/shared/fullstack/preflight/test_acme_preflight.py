@@ -177,7 +177,7 @@ def foreign_listener_run(edge, probe):
     one, say), then a new site on a name of the edge."""
     edge.check_output(f"systemctl stop {PROXY} && install -d /srv/foreign-web && "
                       "systemd-run --unit=foreign-web --collect python3 -m http.server 80 --directory /srv/foreign-web && "
-                      "for i in $(seq 50); do ss -ltnH 'sport = :80' | grep -q LISTEN && break; sleep 0.2; done")
+                      "timeout 60 sh -c \"until ss -ltnH 'sport = :80' | grep -q LISTEN; do sleep 0.2; done\"")
     before = state_digest(edge)
     try:
         result, started = run({"proxy_sites": [SITE, site("newsite", [UNUSED_EDGE_NAME])]})
@@ -248,11 +248,16 @@ def older_proxy_run(edge, probe):
             "caddy": "/etc/caddy/Caddyfile"}[PROXY]
     edge.check_output(f"sed -i 's#/.well-known/pipelit-edge-preflight/#/.well-known/older-version/#' {live} "
                       f"&& systemctl reload {PROXY}")
-    # The control: a token in the pre-flight directory is no longer served.
+    # The control: a token in the pre-flight directory is no longer served
+    # (once the reload took: nginx's old workers serve until the master has
+    # started new ones).
     token = uuid.uuid4().hex
     edge.check_output(f"install -d -m 0755 {PREFLIGHT_DIR} && printf %s {token} > {PREFLIGHT_DIR}/{token}")
     try:
-        assert curl_status(probe, UNUSED_EDGE_NAME, f"/.well-known/pipelit-edge-preflight/{token}")[1] != 200
+        deadline = time.monotonic() + 30
+        while curl_status(probe, UNUSED_EDGE_NAME, f"/.well-known/pipelit-edge-preflight/{token}")[1] == 200:
+            assert time.monotonic() < deadline, "the older configuration still serves the pre-flight path"
+            time.sleep(0.5)
     finally:
         edge.run(f"rm -f {PREFLIGHT_DIR}/{token}")
     try:

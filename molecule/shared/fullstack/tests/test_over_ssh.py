@@ -28,7 +28,7 @@ def fresh_ssh(ssh_settings, command, port=None):
     ssh_port, user, key = ssh_settings
     return subprocess.run(
         ["ssh", "-i", str(key), "-p", str(port or ssh_port),
-         "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "ControlMaster=no", "-o", "ControlPath=none",
          "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
          f"{user}@{edge_network_address()}", command],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False)

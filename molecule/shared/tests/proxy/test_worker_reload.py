@@ -41,22 +41,27 @@ def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe
               f"mv {report}.part {report}) >/dev/null 2>&1 &")
     wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     old = workers(edge)
-    reloaded_at = float(edge.check_output("date +%s.%N"))
-    edge.check_output("systemctl reload nginx")
+    # Both ends of the reload in one command: the edge's clock just before
+    # and just after it, so a slow exec is not counted against the bound.
+    reload_started, reload_ended = map(float, edge.check_output(
+        "date +%s.%N; systemctl reload nginx; date +%s.%N").split())
 
-    deadline = time.monotonic() + bound + 30
+    deadline = time.monotonic() + bound + 60
     while not probe.file(report).exists:
-        assert time.monotonic() < deadline, f"the WebSocket was still open {bound + 30:.0f} s after the reload"
+        assert time.monotonic() < deadline, f"the WebSocket was still open {bound + 60:.0f} s after the reload"
         time.sleep(1)
     result = json.loads(probe.file(report).content_string)
     assert result["status"] == 101 and result["text_echo"], result
     assert result["closed_at"] is not None, result
     # Closed by the timeout: not before it (a graceful shutdown leaves
-    # upgraded connections alone), and soon after.
-    assert bound - 1 <= result["closed_at"] - reloaded_at <= bound + 5, (result, reloaded_at)
+    # upgraded connections alone), and soon after (the old workers get the
+    # timeout once the master has loaded the new configuration).
+    closed_at = result["closed_at"]
+    assert closed_at - reload_started >= bound - 1, (result, reload_started)
+    assert closed_at - reload_ended <= bound + 15, (result, reload_ended)
     # No close frame: the worker drops the TCP connection (README).
     assert result["close_code"] == 1006, result
-    for _ in range(10):
+    for _ in range(30):
         left = set(old) & set(workers(edge))
         if not left:
             break
