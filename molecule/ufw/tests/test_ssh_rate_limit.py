@@ -1,5 +1,6 @@
-"""ufw_ssh_rate_limit, seen from the probe. Runs last (file order): it leaves
-the probe refused on the SSH port for about 30 seconds."""
+"""ufw_ssh_rate_limit, seen from the probe. Runs after every other check from
+the probe (file order; only controller-side tests follow): it leaves the probe
+refused on the SSH port for about 30 seconds."""
 
 from __future__ import annotations
 
