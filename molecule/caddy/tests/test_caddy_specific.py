@@ -114,15 +114,19 @@ def test_a_reload_closes_open_websockets(edge, probe):
               f"--cafile {root} --wait-close {RELOAD_WAIT_SECONDS} --opened {report}.open > {report}.part 2>&1; "
               f"mv {report}.part {report}) >/dev/null 2>&1 &")
     wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
-    assert edge.run("timeout 60 systemctl reload caddy").rc == 0
+    reload_started = float(edge.check_output("date +%s.%N; timeout 60 systemctl reload caddy >&2").split()[0])
     deadline = time.monotonic() + RELOAD_WAIT_SECONDS + 30
     while not probe.file(report).exists:
         assert time.monotonic() < deadline, "no report from the WebSocket open during the reload"
         time.sleep(1)
     result = json.loads(probe.file(report).content_string)
     assert result["status"] == 101 and result["text_echo"] and result["binary_echo"]
-    # Closed by Caddy ("going away"), however long the reload took.
-    assert result["error"] is None and result["close_code"] == 1001, result
+    # Closed by the server once the reload began, however long it took.
+    # Caddy 2.6.2 closes both halves with 1001 ("going away"), but sends the
+    # backend that frame unmasked (fixed later: caddyserver/caddy#5199), so the
+    # backend's 1002 ("protocol error") can reach the client first.
+    assert result["error"] is None and result["closed_at"] >= reload_started - 1, (result, reload_started)
+    assert result["close_code"] in (1001, 1002), result
     # New WebSockets work at once.
     again = probe.run(shlex.join(["python3", "/usr/local/bin/ws_check.py", "wss://pipelit.test/ws/?token=again",
                                   "--cafile", root]))

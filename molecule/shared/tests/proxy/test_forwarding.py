@@ -56,11 +56,12 @@ def test_upstream_connections_are_kept_alive(probe, ca_files):
     # PIPELIT_KEEPALIVE_SECONDS (after which a new connection is right).
     result = probe.run(
         f"for name in one two three; do curl -sS --max-time 60 --cacert {ca_files['pipelit']} "
-        f"https://{PIPELIT}/api/$name; echo; done"
+        f"https://{PIPELIT}/api/$name; echo '=== end of response'; done"
     )
     assert result.rc == 0, result.stderr
-    ports = {json.loads(line)["peer_port"] for line in result.stdout.splitlines() if line.strip()}
-    assert result.stdout.count("peer_port") == 3, result.stdout
+    bodies = [body for body in result.stdout.split("=== end of response") if body.strip()]
+    assert len(bodies) == 3, result.stdout
+    ports = {json.loads(body)["peer_port"] for body in bodies}
     # Workers keep their own pools, so allow one connection per worker (2 cores).
     assert len(ports) <= 2, f"a new upstream connection per request: {ports}"
 
