@@ -15,7 +15,6 @@ import json
 import re
 import shlex
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -115,10 +114,7 @@ def test_a_reload_closes_open_websockets(edge, probe):
               f"mv {report}.part {report}) >/dev/null 2>&1 &")
     wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     reload_started = float(edge.check_output("date +%s.%N; timeout 60 systemctl reload caddy >&2").split()[0])
-    deadline = time.monotonic() + RELOAD_WAIT_SECONDS + 30
-    while not probe.file(report).exists:
-        assert time.monotonic() < deadline, "no report from the WebSocket open during the reload"
-        time.sleep(1)
+    wait_for_file(probe, report, RELOAD_WAIT_SECONDS + 30, "no report from the WebSocket open during the reload")
     result = json.loads(probe.file(report).content_string)
     assert result["status"] == 101 and result["text_echo"] and result["binary_echo"]
     # Closed by the server once the reload began, however long it took.

@@ -6,7 +6,7 @@ import time
 
 import pytest
 from conftest import ACME_URL, SITES, certbot, served_certificate
-from edge_testing import curl, run_converge
+from edge_testing import curl, run_converge, wait_for_file
 
 
 def serial_of(probe, domain):
@@ -54,10 +54,7 @@ def test_forced_renewal_reloads_nginx_without_a_failed_request(edge, probe, pebb
     renewal = certbot(edge, "renew --force-renewal --no-random-sleep-on-renew --cert-name pipelit-edge-pipelit")
     wait_for_codes(probe, len(loop_codes(probe)) + 5, "after the renewal")
     probe.run("touch /tmp/renewal-loop.stop")
-    deadline = time.monotonic() + 60
-    while not probe.file("/tmp/renewal-loop.done").exists:
-        assert time.monotonic() < deadline, "the request loop did not stop"
-        time.sleep(0.2)
+    wait_for_file(probe, "/tmp/renewal-loop.done", 60, "the request loop did not stop")
     assert renewal.rc == 0, renewal.stdout
     # certbot logs its hooks to its own log (this run's: it rotates per run).
     log = edge.file("/var/log/letsencrypt/letsencrypt.log").content_string

@@ -16,15 +16,10 @@ import json
 import time
 
 import pytest
-from edge_testing import ALERT_TAG, journal_mark, run_certificate_check, run_converge
+from edge_testing import alerts_journaled_since, journal_mark, run_certificate_check, run_converge
 
 ALERTS = "/var/log/pipelit-edge-test-alerts.log"
 RENEWAL_CONF = "/etc/letsencrypt/renewal/pipelit-edge-pipelit.conf"
-
-
-def journal_since(edge, since):
-    # --sync: journald has stored what was sent before (logger's datagrams).
-    return edge.check_output(f"journalctl --sync && journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
 
 
 def wait_for_alerts(edge, text, seconds=60):
@@ -104,7 +99,7 @@ def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, p
     assert f"event=renewal-failed site=pipelit domains={domains}\n" in alerts
     assert "acme.test" in alerts  # certbot's own reason: the ACME server did not answer
     assert alerts.count("event=") == 1  # only the certificate that failed
-    assert message in journal_since(edge, since)
+    assert message in alerts_journaled_since(edge, since)
 
 
 def days_left(edge, domain):

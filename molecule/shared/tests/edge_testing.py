@@ -110,6 +110,12 @@ ALERT_TAG = "pipelit-edge-certificate-alert"
 CERTIFICATE_CHECK = "pipelit-edge-certificate-check.service"
 
 
+def alerts_journaled_since(edge, since):
+    """certificate_alerts' journal entries since SINCE (from journal_mark).
+    --sync first: journald has stored what was sent before (logger's datagrams)."""
+    return edge.check_output(f"journalctl --sync && journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
+
+
 def run_certificate_check(edge, min_days=None):
     """Runs certificate_alerts' daily check now, through its own unit, its
     threshold overridden for this run if given (a drop-in under /run,
@@ -123,9 +129,7 @@ def run_certificate_check(edge, min_days=None):
         run = edge.run(f"systemctl start {CERTIFICATE_CHECK}")
     finally:
         edge.run(f"rm -rf {dropin} && systemctl daemon-reload && systemctl reset-failed {CERTIFICATE_CHECK}")
-    # --sync: journald has stored what the check sent (logger's datagrams).
-    return run.rc, edge.check_output(
-        f"journalctl --sync && journalctl --no-pager -o cat -t {ALERT_TAG} --since @{since}")
+    return run.rc, alerts_journaled_since(edge, since)
 
 
 def wait_for_file(host, path, seconds, failure):

@@ -46,10 +46,7 @@ def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe
     reload_started, reload_ended = map(float, edge.check_output(
         "date +%s.%N; systemctl reload nginx; date +%s.%N").split())
 
-    deadline = time.monotonic() + bound + 60
-    while not probe.file(report).exists:
-        assert time.monotonic() < deadline, f"the WebSocket was still open {bound + 60:.0f} s after the reload"
-        time.sleep(1)
+    wait_for_file(probe, report, bound + 60, "no report from the WebSocket open across the reload (still open?)")
     result = json.loads(probe.file(report).content_string)
     assert result["status"] == 101 and result["text_echo"], result
     assert result["closed_at"] is not None, result
