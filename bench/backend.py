@@ -36,9 +36,10 @@ MAX_WS_MESSAGE = 1024 * 1024
 
 
 def response(status, body, close):
-    return (b"HTTP/1.1 %s\r\nServer: bench-backend\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n%s\r\n" % (status, len(body),
-                                                b"Connection: close\r\n" if close else b"")) + body
+    return (
+        b"HTTP/1.1 %s\r\nServer: bench-backend\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n%s\r\n" % (status, len(body), b"Connection: close\r\n" if close else b"")
+    ) + body
 
 
 OK_KEEP = response(b"200 OK", BODY, False)
@@ -47,8 +48,9 @@ OK_CLOSE = response(b"200 OK", BODY, True)
 
 async def websocket(reader, writer, key):
     accept = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
-    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
     await writer.drain()
     while True:  # no timeout: idle connections stay open as long as the peer wants
         head = await reader.readexactly(2)
@@ -101,8 +103,7 @@ async def serve(reader, writer):
             if length:
                 await reader.readexactly(length)
             connection = headers.get("connection", "").lower()
-            if (target.startswith("/ws/") and "websocket" in headers.get("upgrade", "").lower()
-                    and "sec-websocket-key" in headers):
+            if target.startswith("/ws/") and "websocket" in headers.get("upgrade", "").lower() and "sec-websocket-key" in headers:
                 await websocket(reader, writer, headers["sec-websocket-key"].encode())
                 return
             close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
@@ -114,7 +115,7 @@ async def serve(reader, writer):
                 answer = OK_CLOSE if close else OK_KEEP
             else:
                 answer = response(b"404 Not Found", b'{"detail":"Not Found"}\n', close)
-            writer.write(answer if method != "HEAD" else answer[:answer.index(b"\r\n\r\n") + 4])
+            writer.write(answer if method != "HEAD" else answer[: answer.index(b"\r\n\r\n") + 4])
             await writer.drain()
             if close:
                 return
@@ -129,8 +130,7 @@ async def main():
     parser.add_argument("--listen", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
-    server = await asyncio.start_server(serve, args.listen, args.port, backlog=4096,
-                                        limit=MAX_HEADER)
+    server = await asyncio.start_server(serve, args.listen, args.port, backlog=4096, limit=MAX_HEADER)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)

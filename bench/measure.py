@@ -29,12 +29,28 @@ CLOCK_TICKS = 100  # USER_HZ on Linux
 # is, so the proxy's own cost shows in full; FastAPI /health is Pipelit's
 # framework and server; asyncio /delay/20 is an app waiting 20 ms on its
 # database, spending no CPU.
-FULL = {"duration": 10, "connections": 64, "threads": 2,
-        "workloads": [("asyncio", "/health"), ("fastapi", "/health"), ("asyncio", "/delay/20")],
-        "ws_count": 10000, "ws_processes": 4, "ws_samples": 400, "tls_seconds": 8, "tls_processes": 4}
-SMOKE = {"duration": 2, "connections": 8, "threads": 2,
-         "workloads": [("asyncio", "/health"), ("fastapi", "/health")],
-         "ws_count": 200, "ws_processes": 2, "ws_samples": 40, "tls_seconds": 2, "tls_processes": 2}
+FULL = {
+    "duration": 10,
+    "connections": 64,
+    "threads": 2,
+    "workloads": [("asyncio", "/health"), ("fastapi", "/health"), ("asyncio", "/delay/20")],
+    "ws_count": 10000,
+    "ws_processes": 4,
+    "ws_samples": 400,
+    "tls_seconds": 8,
+    "tls_processes": 4,
+}
+SMOKE = {
+    "duration": 2,
+    "connections": 8,
+    "threads": 2,
+    "workloads": [("asyncio", "/health"), ("fastapi", "/health")],
+    "ws_count": 200,
+    "ws_processes": 2,
+    "ws_samples": 40,
+    "tls_seconds": 2,
+    "tls_processes": 2,
+}
 
 problems = []  # measurements that could not be made
 smoke_run = False
@@ -45,11 +61,9 @@ def log(message):
 
 
 def sh(container, command, timeout=600, check=True):
-    done = subprocess.run(["docker", "exec", container, "bash", "-c", command],
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(["docker", "exec", container, "bash", "-c", command], capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
-        raise RuntimeError(f"{container}: {command!r} failed ({done.returncode}): "
-                           f"{done.stderr.strip()[-500:]}")
+        raise RuntimeError(f"{container}: {command!r} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return done.stdout
 
 
@@ -63,15 +77,13 @@ def cpu_seconds(container):
         if len(fields) < 13:
             continue
         ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        kind = ("proxy" if comm in ("nginx", "caddy")
-                else "backend" if comm.startswith("python") else "other")
+        kind = "proxy" if comm in ("nginx", "caddy") else "backend" if comm.startswith("python") else "other"
         totals[kind] = totals.get(kind, 0) + ticks / CLOCK_TICKS
     return totals
 
 
 def time_wait(container):
-    out = sh(container, "ss -Htan state time-wait | wc -l; "
-                        "ss -Htan state time-wait '( sport = :8000 or dport = :8000 )' | wc -l")
+    out = sh(container, "ss -Htan state time-wait | wc -l; ss -Htan state time-wait '( sport = :8000 or dport = :8000 )' | wc -l")
     total, upstream = (int(x) for x in out.split())
     return total, upstream
 
@@ -99,13 +111,18 @@ def to_ms(text):
 
 
 def wrk(url, cfg):
-    out = sh(CLIENT, f"wrk --latency -t{cfg['threads']} -c{cfg['connections']} "
-                     f"-d{cfg['duration']}s --timeout 10s {url}", timeout=cfg["duration"] + 60)
+    out = sh(
+        CLIENT,
+        f"wrk --latency -t{cfg['threads']} -c{cfg['connections']} -d{cfg['duration']}s --timeout 10s {url}",
+        timeout=cfg["duration"] + 60,
+    )
     try:
-        result = {"requests": int(re.search(r"(\d+) requests in", out).group(1)),
-                  "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-                  "p50_ms": to_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
-                  "p99_ms": to_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))}
+        result = {
+            "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": to_ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
+            "p99_ms": to_ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
+        }
     except (AttributeError, ValueError) as exc:
         raise RuntimeError(f"cannot read wrk's output ({exc}):\n{out}") from exc
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -118,8 +135,11 @@ def wrk(url, cfg):
 def use_backend(name):
     """Run stand-in NAME on 127.0.0.1:8000 of both edges (the other stops)."""
     for edge in (NGINX, CADDY):
-        sh(edge, f"systemctl start bench-backend-{name} && for i in $(seq 100); do "
-                 "python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=2)\" 2>/dev/null && exit 0; sleep 0.1; done; exit 1")
+        sh(
+            edge,
+            f"systemctl start bench-backend-{name} && for i in $(seq 100); do "
+            "python3 -c \"import urllib.request as u; u.urlopen('http://127.0.0.1:8000/health', timeout=2)\" 2>/dev/null && exit 0; sleep 0.1; done; exit 1",
+        )
 
 
 def throughput(cfg):
@@ -127,11 +147,13 @@ def throughput(cfg):
     # the guide's config last on its edge, so its TIME_WAIT sockets do not
     # land in our site's count.
     # Ports always written out: the client image has no /etc/services.
-    targets = [("direct", NGINX, "http://nginx.bench.test:8000"),
-               ("nginx", NGINX, "https://nginx.bench.test:443"),
-               ("guide", NGINX, "https://nginx.bench.test:8444"),
-               ("direct", CADDY, "http://caddy.bench.test:8000"),
-               ("caddy", CADDY, "https://caddy.bench.test:443")]
+    targets = [
+        ("direct", NGINX, "http://nginx.bench.test:8000"),
+        ("nginx", NGINX, "https://nginx.bench.test:443"),
+        ("guide", NGINX, "https://nginx.bench.test:8444"),
+        ("direct", CADDY, "http://caddy.bench.test:8000"),
+        ("caddy", CADDY, "https://caddy.bench.test:443"),
+    ]
     rows = []
     for backend, path in cfg["workloads"]:
         try:
@@ -157,19 +179,22 @@ def throughput(cfg):
                 result["tw_after"], result["tw_upstream_after"] = time_wait(edge)
                 result["cpu_us_per_request"] = {
                     k: round((cpu_after.get(k, 0) - cpu_before.get(k, 0)) * 1e6 / max(1, result["requests"]), 1)
-                    for k in ("proxy", "backend")}
+                    for k in ("proxy", "backend")
+                }
                 if result["requests"] == 0 or result["non_2xx"] or result["socket_errors"]:
-                    problems.append(f"throughput {label} {workload}: {result['requests']} requests, "
-                                    f"{result['non_2xx']} non-2xx, {result['socket_errors']} socket errors")
+                    problems.append(
+                        f"throughput {label} {workload}: {result['requests']} requests, "
+                        f"{result['non_2xx']} non-2xx, {result['socket_errors']} socket errors"
+                    )
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 problems.append(f"throughput {label} {workload}: {exc}")
                 result = None
-            rows.append({"workload": workload, "target": name, "edge": PROXY_PROCESS[edge], "url": base + path,
-                         "result": result})
+            rows.append({"workload": workload, "target": name, "edge": PROXY_PROCESS[edge], "url": base + path, "result": result})
     # Ratios against the direct run on the same edge and workload.
     for row in rows:
-        direct = next((r["result"] for r in rows if r["target"] == "direct" and r["edge"] == row["edge"]
-                       and r["workload"] == row["workload"]), None)
+        direct = next(
+            (r["result"] for r in rows if r["target"] == "direct" and r["edge"] == row["edge"] and r["workload"] == row["workload"]), None
+        )
         if row["result"] and direct and direct["rps"]:
             row["result"]["of_direct"] = round(row["result"]["rps"] / direct["rps"], 3)
     return rows
@@ -191,10 +216,27 @@ def websockets(cfg):
             share = [cfg["ws_count"] // cfg["ws_processes"]] * cfg["ws_processes"]
             share[0] += cfg["ws_count"] - sum(share)
             samples = max(1, cfg["ws_samples"] // cfg["ws_processes"])
-            clients = [subprocess.Popen(
-                ["docker", "exec", CLIENT, "python3", "/usr/local/bin/ws_hold.py", url, "--count", str(n),
-                 "--samples", str(samples), "--go", go], stdout=subprocess.PIPE, text=True)
-                for n in share]
+            clients = [
+                subprocess.Popen(
+                    [
+                        "docker",
+                        "exec",
+                        CLIENT,
+                        "python3",
+                        "/usr/local/bin/ws_hold.py",
+                        url,
+                        "--count",
+                        str(n),
+                        "--samples",
+                        str(samples),
+                        "--go",
+                        go,
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for n in share
+            ]
             started = time.monotonic()
             opened = failed = 0
             for client in clients:
@@ -205,28 +247,33 @@ def websockets(cfg):
             row["open_seconds"] = round(time.monotonic() - started, 1)
             time.sleep(2)  # let the proxy settle (Go's GC, nginx's buffers)
             rss_after = proxy_rss_kib(edge)
-            row["established_on_edge"] = int(sh(
-                edge, "ss -Htn state established '( sport = :443 )' | wc -l"))
+            row["established_on_edge"] = int(sh(edge, "ss -Htn state established '( sport = :443 )' | wc -l"))
             sh(CLIENT, f"touch {go}")
             reports = [json.loads(client.stdout.readline()) for client in clients]
             for client in clients:
                 client.wait(timeout=60)
             echo = sorted(ms for r in reports for ms in r["echo_ms"])
-            row.update({
-                "opened": opened, "failed": failed,
-                "errors": sorted({e for r in reports for e in r["errors"]})[:5],
-                "still_open": sum(r["still_open"] for r in reports),
-                "rss_before_mib": round(rss_before / 1024, 1), "rss_after_mib": round(rss_after / 1024, 1),
-                "bytes_per_connection": round((rss_after - rss_before) * 1024 / max(1, opened)),
-                "echo_samples": len(echo), "echo_errors": sum(r["echo_errors"] for r in reports),
-                "echo_p50_ms": round(statistics.median(echo), 2) if echo else None,
-                "echo_p99_ms": round(echo[min(len(echo) - 1, int(len(echo) * 0.99))], 2) if echo else None,
-            })
+            row.update(
+                {
+                    "opened": opened,
+                    "failed": failed,
+                    "errors": sorted({e for r in reports for e in r["errors"]})[:5],
+                    "still_open": sum(r["still_open"] for r in reports),
+                    "rss_before_mib": round(rss_before / 1024, 1),
+                    "rss_after_mib": round(rss_after / 1024, 1),
+                    "bytes_per_connection": round((rss_after - rss_before) * 1024 / max(1, opened)),
+                    "echo_samples": len(echo),
+                    "echo_errors": sum(r["echo_errors"] for r in reports),
+                    "echo_p50_ms": round(statistics.median(echo), 2) if echo else None,
+                    "echo_p99_ms": round(echo[min(len(echo) - 1, int(len(echo) * 0.99))], 2) if echo else None,
+                }
+            )
             # Fewer than asked is a result (the table shows it), unless the
             # smoke run's handful could not be held: then something broke.
             if (smoke_run and opened < cfg["ws_count"]) or not opened or row["echo_errors"] or not echo:
-                problems.append(f"websockets {name}: opened {opened} of {cfg['ws_count']}, "
-                                f"{row['echo_errors']} echo errors, errors: {row['errors']}")
+                problems.append(
+                    f"websockets {name}: opened {opened} of {cfg['ws_count']}, {row['echo_errors']} echo errors, errors: {row['errors']}"
+                )
         except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
             problems.append(f"websockets {name}: {exc}")
             for client in clients:
@@ -244,19 +291,22 @@ def websockets(cfg):
 def handshakes(cfg):
     rows = []
     for edge, proxy in ((NGINX, "nginx"), (CADDY, "caddy")):
-        for key, host, port in (("ECDSA P-256 (default)", f"{proxy}.bench.test", 443),
-                                ("RSA 2048", f"rsa-{proxy}.bench.test", 9443)):
+        for key, host, port in (("ECDSA P-256 (default)", f"{proxy}.bench.test", 443), ("RSA 2048", f"rsa-{proxy}.bench.test", 9443)):
             log(f"TLS handshakes: {proxy} {key}")
             row = {"proxy": proxy, "key": key, "host": host, "port": port}
             try:
                 cpu_before = cpu_seconds(edge)
-                out = sh(CLIENT, f"python3 /usr/local/bin/tls_handshakes.py {host} {port} "
-                                 f"--processes {cfg['tls_processes']} --seconds {cfg['tls_seconds']}",
-                         timeout=cfg["tls_seconds"] + 120)
+                out = sh(
+                    CLIENT,
+                    f"python3 /usr/local/bin/tls_handshakes.py {host} {port} "
+                    f"--processes {cfg['tls_processes']} --seconds {cfg['tls_seconds']}",
+                    timeout=cfg["tls_seconds"] + 120,
+                )
                 cpu_after = cpu_seconds(edge)
                 row.update(json.loads(out))
                 row["proxy_cpu_us_per_handshake"] = round(
-                    (cpu_after.get("proxy", 0) - cpu_before.get("proxy", 0)) * 1e6 / max(1, row["handshakes"]))
+                    (cpu_after.get("proxy", 0) - cpu_before.get("proxy", 0)) * 1e6 / max(1, row["handshakes"])
+                )
                 if not row["handshakes"] or row["errors"]:
                     problems.append(f"TLS {proxy} {key}: {row['handshakes']} handshakes, {row['errors']} errors")
             except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
@@ -265,8 +315,11 @@ def handshakes(cfg):
     return rows
 
 
-RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
-                   r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)", re.M)
+RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
+    r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)",
+    re.M,
+)
 
 
 def ansible_runs(specs):
@@ -279,13 +332,17 @@ def ansible_runs(specs):
             with open(logfile, encoding="utf-8") as handle:
                 text = re.sub(r"\x1b\[[0-9;]*m", "", handle.read())
             for host, ok, changed, unreachable, failed, skipped, _, _ in RECAP.findall(text):
-                row["hosts"][host] = {"tasks": int(ok) + int(failed) + int(skipped) + int(unreachable),
-                                      "ok": int(ok), "changed": int(changed), "failed": int(failed),
-                                      "skipped": int(skipped)}
+                row["hosts"][host] = {
+                    "tasks": int(ok) + int(failed) + int(skipped) + int(unreachable),
+                    "ok": int(ok),
+                    "changed": int(changed),
+                    "failed": int(failed),
+                    "skipped": int(skipped),
+                }
             # profile_tasks' summary: "role : task name ------ 12.34s".
             row["slowest_tasks"] = [
-                {"task": task.strip(), "seconds": float(secs)}
-                for task, secs in re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", text, re.M)][:6]
+                {"task": task.strip(), "seconds": float(secs)} for task, secs in re.findall(r"^(\S.*?) -{3,} (\d+\.\d+)s$", text, re.M)
+            ][:6]
             if name.startswith("unchanged") and any(h["changed"] for h in row["hosts"].values()):
                 problems.append(f"ansible {name}: a second run changed something (not idempotent)")
             if not row["hosts"] or any(h["failed"] for h in row["hosts"].values()):
@@ -299,13 +356,17 @@ def ansible_runs(specs):
 def machine():
     def first_line(command, container=None):
         try:
-            out = (sh(container, command, check=False) if container else
-                   subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout)
+            out = (
+                sh(container, command, check=False)
+                if container
+                else subprocess.run(["bash", "-c", command], capture_output=True, text=True).stdout
+            )
             return out.strip().splitlines()[0] if out.strip() else "?"
         except (IndexError, subprocess.SubprocessError):
             return "?"
+
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": first_line("nproc"),
         "cpu": first_line("sed -n 's/^model name\\s*: //p' /proc/cpuinfo"),
         "memory": first_line("free -h | awk '/^Mem:/ {print $2}'"),
@@ -317,14 +378,16 @@ def machine():
         "caddy": first_line("caddy version", CADDY),
         "openssl_edge": first_line("openssl version", NGINX),
         "wrk": first_line("wrk -v 2>&1 | head -1", CLIENT),
-        "python_client": first_line("python3 -c 'import sys, websockets; print(sys.version.split()[0], "
-                                    "\"websockets\", websockets.__version__)'", CLIENT),
+        "python_client": first_line(
+            "python3 -c 'import sys, websockets; print(sys.version.split()[0], \"websockets\", websockets.__version__)'", CLIENT
+        ),
         "ansible": first_line("ansible --version | head -1"),
         # What one edge core can sign: the floor of a full handshake's cost.
         "openssl_sign_per_s": first_line(
             "openssl speed -seconds 1 rsa2048 ecdsap256 2>/dev/null | awk "
-            "'/^rsa 2048/ {r=$(NF-1)} /nistp256/ {e=$(NF-1)} END {print \"RSA 2048 \" r \", ECDSA P-256 \" e}'",
-            NGINX),
+            '\'/^rsa 2048/ {r=$(NF-1)} /nistp256/ {e=$(NF-1)} END {print "RSA 2048 " r ", ECDSA P-256 " e}\'',
+            NGINX,
+        ),
     }
 
 
@@ -333,17 +396,23 @@ def markdown(data):
     add = lines.append
     add(f"Measured {m['date']} ({'smoke' if data['smoke'] else 'full'} run), `{data['command']}`")
     add("")
-    add(f"- machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} memory, kernel {m['kernel']}; "
-        f"load average at start {m['loadavg_at_start']}; {m['other_containers']} other containers running")
+    add(
+        f"- machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} memory, kernel {m['kernel']}; "
+        f"load average at start {m['loadavg_at_start']}; {m['other_containers']} other containers running"
+    )
     add(f"- edge: {m['edge_distro']}, {m['nginx']}, Caddy {m['caddy']}, {m['openssl_edge']}")
     add(f"- client: {m['wrk']}; Python {m['python_client']}; {m['ansible']}")
-    add(f"- wrk: {cfg['threads']} threads, {cfg['connections']} connections, {cfg['duration']} s per run, "
-        "HTTP/1.1 keep-alive (HTTPS through the proxies, plain HTTP direct)")
+    add(
+        f"- wrk: {cfg['threads']} threads, {cfg['connections']} connections, {cfg['duration']} s per run, "
+        "HTTP/1.1 keep-alive (HTTPS through the proxies, plain HTTP direct)"
+    )
     add("")
     add("### Throughput and latency (small requests)")
     add("")
-    add("| workload | target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req "
-        "| new TIME_WAIT on the edge (upstream side) | other containers |")
+    add(
+        "| workload | target | req/s | of direct | p50 ms | p99 ms | proxy CPU µs/req | backend CPU µs/req "
+        "| new TIME_WAIT on the edge (upstream side) | other containers |"
+    )
     add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in data["throughput"]:
         r = row["result"]
@@ -351,28 +420,36 @@ def markdown(data):
         if not r:
             add(f"| `{row['workload']}` | {target} | failed | | | | | | | |")
             continue
-        add(f"| `{row['workload']}` | {target} | {r['rps']:.0f} | {r.get('of_direct', 0):.3f} | "
+        add(
+            f"| `{row['workload']}` | {target} | {r['rps']:.0f} | {r.get('of_direct', 0):.3f} | "
             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_us_per_request']['proxy']} | "
             f"{r['cpu_us_per_request']['backend']} | {r['tw_after'] - r['tw_before']} "
-            f"({r['tw_upstream_after'] - r['tw_upstream_before']}) | {r.get('other_containers', '?')} |")
+            f"({r['tw_upstream_after'] - r['tw_upstream_before']}) | {r.get('other_containers', '?')} |"
+        )
     add("")
     add("### Idle WebSockets")
     add("")
-    add("| proxy | asked | opened | still open at the end | proxy RSS before → after MiB | bytes per connection "
-        "| echo p50 ms | echo p99 ms (samples) | open time s |")
+    add(
+        "| proxy | asked | opened | still open at the end | proxy RSS before → after MiB | bytes per connection "
+        "| echo p50 ms | echo p99 ms (samples) | open time s |"
+    )
     add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in data["websockets"]:
         if "opened" not in row:
             add(f"| {row['proxy']} | {row['target']} | failed | | | | | | |")
             continue
-        add(f"| {row['proxy']} | {row['target']} | {row['opened']} | {row['still_open']} | "
+        add(
+            f"| {row['proxy']} | {row['target']} | {row['opened']} | {row['still_open']} | "
             f"{row['rss_before_mib']} → {row['rss_after_mib']} | {row['bytes_per_connection']} | "
-            f"{row['echo_p50_ms']} | {row['echo_p99_ms']} ({row['echo_samples']}) | {row['open_seconds']} |")
+            f"{row['echo_p50_ms']} | {row['echo_p99_ms']} ({row['echo_samples']}) | {row['open_seconds']} |"
+        )
     add("")
     add("### New TLS connections (full handshakes, no resumption)")
     add("")
-    add(f"{cfg['tls_processes']} client processes, {cfg['tls_seconds']} s each; `openssl speed` on the edge, "
-        f"signatures per second on one core: {m['openssl_sign_per_s']}.")
+    add(
+        f"{cfg['tls_processes']} client processes, {cfg['tls_seconds']} s each; `openssl speed` on the edge, "
+        f"signatures per second on one core: {m['openssl_sign_per_s']}."
+    )
     add("")
     add("| proxy | key | handshakes/s | proxy CPU µs per handshake | TLS |")
     add("| --- | --- | ---: | ---: | --- |")
@@ -380,8 +457,7 @@ def markdown(data):
         if "per_second" not in row:
             add(f"| {row['proxy']} | {row['key']} | failed | | |")
             continue
-        add(f"| {row['proxy']} | {row['key']} | {row['per_second']:.0f} | {row['proxy_cpu_us_per_handshake']} | "
-            f"{row['version']} |")
+        add(f"| {row['proxy']} | {row['key']} | {row['per_second']:.0f} | {row['proxy_cpu_us_per_handshake']} | {row['version']} |")
     add("")
     add("### Ansible (converge: both edges in one play over docker exec; pipelit.yml: the SSH edge alone)")
     add("")

@@ -46,8 +46,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=10)
     args = parser.parse_args()
     results = multiprocessing.Queue()
-    workers = [multiprocessing.Process(target=client, args=(args.host, args.port, args.seconds, results))
-               for _ in range(args.processes)]
+    workers = [multiprocessing.Process(target=client, args=(args.host, args.port, args.seconds, results)) for _ in range(args.processes)]
     started = time.monotonic()
     for worker in workers:
         worker.start()
@@ -62,9 +61,18 @@ def main():
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - started
-    print(json.dumps({"handshakes": handshakes, "errors": errors, "seconds": round(elapsed, 2),
-                      "per_second": round(handshakes / elapsed, 1),
-                      "version": info[0] if info else None, "cipher": info[1] if info else None}))
+    print(
+        json.dumps(
+            {
+                "handshakes": handshakes,
+                "errors": errors,
+                "seconds": round(elapsed, 2),
+                "per_second": round(handshakes / elapsed, 1),
+                "version": info[0] if info else None,
+                "cipher": info[1] if info else None,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ import ssl
 import sys
 import time
 
-import websockets
-
 try:  # websockets >= 13
     from websockets.asyncio.client import connect
 except ImportError:  # Debian 12's 10.4: the legacy API
@@ -38,8 +36,7 @@ async def open_one(url, context, gate, connections, errors):
     async with gate:
         try:
             # open_timeout covers TCP, TLS and the upgrade (both APIs have it).
-            conn = await connect(url, ssl=context, ping_interval=None, close_timeout=1,
-                                 open_timeout=60, compression=None)
+            conn = await connect(url, ssl=context, ping_interval=None, close_timeout=1, open_timeout=60, compression=None)
             connections.append(conn)
         except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
             errors.append(f"{type(exc).__name__}: {exc}")
@@ -65,8 +62,7 @@ async def main():
     gate = asyncio.Semaphore(args.parallel)
     connections, errors = [], []
     started = time.monotonic()
-    await asyncio.gather(*(open_one(args.url, context, gate, connections, errors)
-                           for _ in range(args.count)))
+    await asyncio.gather(*(open_one(args.url, context, gate, connections, errors) for _ in range(args.count)))
     open_seconds = time.monotonic() - started
     print(f"OPEN {len(connections)} {len(errors)}", flush=True)
 
@@ -76,7 +72,7 @@ async def main():
 
     rtts, echo_errors = [], 0
     step = max(1, len(connections) // max(1, args.samples))
-    for conn in connections[::step][:args.samples]:
+    for conn in connections[::step][: args.samples]:
         message = "x" * 32
         sent = time.perf_counter()
         try:
@@ -88,14 +84,22 @@ async def main():
         except Exception:  # noqa: BLE001 - counted
             echo_errors += 1
     # The legacy API says `open`, the new one has `state`; both agree on closed.
-    still_open = sum(1 for c in connections
-                     if getattr(c, "open", None) or getattr(getattr(c, "state", None), "name", "") == "OPEN")
+    still_open = sum(1 for c in connections if getattr(c, "open", None) or getattr(getattr(c, "state", None), "name", "") == "OPEN")
     rtts.sort()
-    print(json.dumps({
-        "opened": len(connections), "failed": len(errors), "errors": sorted(set(errors))[:5],
-        "open_seconds": round(open_seconds, 2), "still_open": still_open,
-        "echo_ms": rtts, "echo_errors": echo_errors,
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "opened": len(connections),
+                "failed": len(errors),
+                "errors": sorted(set(errors))[:5],
+                "open_seconds": round(open_seconds, 2),
+                "still_open": still_open,
+                "echo_ms": rtts,
+                "echo_errors": echo_errors,
+            }
+        ),
+        flush=True,
+    )
     sys.stdout.flush()
     os._exit(0)  # no closing handshakes
 

@@ -49,8 +49,7 @@ def test_what_caddy_cannot_do_fails_before_any_change(edge):
     result = run_converge({"proxy_sites": sites})
     assert result.returncode != 0
     assert "proxy_sites asks for what the caddy role cannot do" in result.output
-    assert ("site 'pipelit': routes[1].rate_limit: Caddy from the distribution has no rate limiting"
-            in result.output)
+    assert "site 'pipelit': routes[1].rate_limit: Caddy from the distribution has no rate limiting" in result.output
     assert "site 'aliasvault': routes[0].allow: with trusted_proxies, Caddy 2.6 can only match" in result.output
     # Stopped at the first task of the role: nothing installed, written or reloaded.
     assert "caddy : Install Caddy" not in result.output
@@ -109,9 +108,11 @@ def test_a_reload_closes_open_websockets(edge, probe):
     # the role's handler does.
     root = caddy_root(edge, probe)
     report = f"/tmp/ws-reload-{uuid.uuid4().hex}.json"
-    probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://pipelit.test/ws/?token=reload-secret' "
-              f"--cafile {root} --wait-close {RELOAD_WAIT_SECONDS} --opened {report}.open > {report}.part 2>&1; "
-              f"mv {report}.part {report}) >/dev/null 2>&1 &")
+    probe.run(
+        f"(python3 /usr/local/bin/ws_check.py 'wss://pipelit.test/ws/?token=reload-secret' "
+        f"--cafile {root} --wait-close {RELOAD_WAIT_SECONDS} --opened {report}.open > {report}.part 2>&1; "
+        f"mv {report}.part {report}) >/dev/null 2>&1 &"
+    )
     wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     reload_started = float(edge.check_output("date +%s.%N; timeout 60 systemctl reload caddy >&2").split()[0])
     wait_for_file(probe, report, RELOAD_WAIT_SECONDS + 30, "no report from the WebSocket open during the reload")
@@ -124,8 +125,7 @@ def test_a_reload_closes_open_websockets(edge, probe):
     assert result["error"] is None and result["closed_at"] >= reload_started - 1, (result, reload_started)
     assert result["close_code"] in (1001, 1002), result
     # New WebSockets work at once.
-    again = probe.run(shlex.join(["python3", "/usr/local/bin/ws_check.py", "wss://pipelit.test/ws/?token=again",
-                                  "--cafile", root]))
+    again = probe.run(shlex.join(["python3", "/usr/local/bin/ws_check.py", "wss://pipelit.test/ws/?token=again", "--cafile", root]))
     assert again.rc == 0, again.stdout
 
 
@@ -136,7 +136,8 @@ def variant(edge, probe, probe_address):
         f"mkdir -p {OWN_TLS_DIR} && cd {OWN_TLS_DIR} && "
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
         "-subj /CN=www.pipelit.test -addext subjectAltName=DNS:www.pipelit.test "
-        "-keyout privkey.pem -out fullchain.pem 2>/dev/null && chgrp caddy privkey.pem && chmod 0640 privkey.pem")
+        "-keyout privkey.pem -out fullchain.pem 2>/dev/null && chgrp caddy privkey.pem && chmod 0640 privkey.pem"
+    )
     cas = {}
     for name, path in {"caddy": CADDY_ROOT, "own": f"{OWN_TLS_DIR}/fullchain.pem"}.items():
         cas[name] = f"/tmp/caddy-test-{name}.pem"
@@ -149,8 +150,14 @@ def variant(edge, probe, probe_address):
     vault["upstreams"] = {
         "aliasvault": {"servers": ["127.0.0.1:8443"], "scheme": "https", "verify": False},
         # The stand-in's certificate names no host (CN only): verification must refuse it.
-        "strict": {"servers": ["127.0.0.1:8443"], "scheme": "https", "verify": True, "sni": "aliasvault-internal",
-                   "ca_file": "/opt/pipelit-edge-fixture/upstream.crt", "keepalive": 0},
+        "strict": {
+            "servers": ["127.0.0.1:8443"],
+            "scheme": "https",
+            "verify": True,
+            "sni": "aliasvault-internal",
+            "ca_file": "/opt/pipelit-edge-fixture/upstream.crt",
+            "keepalive": 0,
+        },
     }
     vault["routes"] = [
         {"path": "/", "upstream": "aliasvault", "websocket": True},
@@ -161,11 +168,15 @@ def variant(edge, probe, probe_address):
         {"path": "/api/", "upstream": "aliasvault", "max_body_size": "1k"},
         {"path": "/strict/", "upstream": "strict"},
     ]
-    own = {"name": "www", "domains": ["www.pipelit.test"], "http_port": 8081, "https_port": 8444,
-           "tls": {"mode": "files", "certificate": f"{OWN_TLS_DIR}/fullchain.pem",
-                   "certificate_key": f"{OWN_TLS_DIR}/privkey.pem"},
-           "upstreams": {"app": {"servers": ["127.0.0.1:8000"]}},
-           "routes": [{"path": "/app/", "upstream": "app"}]}
+    own = {
+        "name": "www",
+        "domains": ["www.pipelit.test"],
+        "http_port": 8081,
+        "https_port": 8444,
+        "tls": {"mode": "files", "certificate": f"{OWN_TLS_DIR}/fullchain.pem", "certificate_key": f"{OWN_TLS_DIR}/privkey.pem"},
+        "upstreams": {"app": {"servers": ["127.0.0.1:8000"]}},
+        "routes": [{"path": "/app/", "upstream": "app"}],
+    }
     result = run_converge({"proxy_sites": [pipelit, vault, own]})
     assert result.returncode == 0, result.output
 
@@ -178,8 +189,7 @@ def variant(edge, probe, probe_address):
 
 def test_a_trusted_proxy_names_the_client(variant, probe):
     # The probe is the site's trusted proxy: the last address it forwards is the client's.
-    seen = curl(probe, "https://pipelit.test/api/x", "-H", "X-Forwarded-For: 198.51.100.7, 203.0.113.9",
-                ca=variant["cas"]["caddy"]).json()
+    seen = curl(probe, "https://pipelit.test/api/x", "-H", "X-Forwarded-For: 198.51.100.7, 203.0.113.9", ca=variant["cas"]["caddy"]).json()
     assert seen["headers"]["x-forwarded-for"] == "203.0.113.9"
     assert seen["headers"]["x-real-ip"] == "203.0.113.9"
 
@@ -255,17 +265,29 @@ def test_a_failed_caddy_obtain_is_reported_by_the_daily_check(variant, edge):
     # waiting for the certificate; Caddy keeps trying and logs each failure.
     sites = scenario_sites()
     sites[0]["domains"] = ["pipelit.test"]
-    down = {"name": "acmedown", "domains": ["acme-down.pipelit.test"], "tls": {"mode": "acme"},
-            "upstreams": {"app": {"servers": ["127.0.0.1:8000"]}}, "routes": [{"path": "/", "upstream": "app"}]}
-    result = run_converge({"proxy_sites": [sites[0], sites[1], down], "proxy_sites_acme_email": "edge-tests@pipelit.test",
-                           "proxy_sites_acme_directory_url": "https://acme.test:14000/dir",
-                           "caddy_certificate_wait_seconds": 6})
+    down = {
+        "name": "acmedown",
+        "domains": ["acme-down.pipelit.test"],
+        "tls": {"mode": "acme"},
+        "upstreams": {"app": {"servers": ["127.0.0.1:8000"]}},
+        "routes": [{"path": "/", "upstream": "app"}],
+    }
+    result = run_converge(
+        {
+            "proxy_sites": [sites[0], sites[1], down],
+            "proxy_sites_acme_email": "edge-tests@pipelit.test",
+            "proxy_sites_acme_directory_url": "https://acme.test:14000/dir",
+            "caddy_certificate_wait_seconds": 6,
+        }
+    )
     assert result.returncode != 0
     assert "site 'acmedown' domain acme-down.pipelit.test" in result.output
     # Caddy's first failed attempt is in its journal (it may come after the
     # role stopped waiting, on a loaded machine), then the daily check runs.
-    edge.check_output("timeout 120 sh -c 'until journalctl -u caddy -o cat --no-pager | grep tls.obtain "
-                      "| grep acme-down.pipelit.test | grep -q error; do sleep 1; done'")
+    edge.check_output(
+        "timeout 120 sh -c 'until journalctl -u caddy -o cat --no-pager | grep tls.obtain "
+        "| grep acme-down.pipelit.test | grep -q error; do sleep 1; done'"
+    )
     rc, journal = run_certificate_check(edge)
     assert rc != 0
     # The run failed in the caddy role, before the alerts' role could learn

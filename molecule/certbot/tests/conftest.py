@@ -29,7 +29,8 @@ def served_certificate(probe, domain):
     """Serial, issuer and names of the certificate the edge serves for a domain."""
     return probe.check_output(
         f"openssl s_client -connect {domain}:443 -servername {domain} </dev/null 2>/dev/null"
-        " | openssl x509 -noout -serial -issuer -ext subjectAltName")
+        " | openssl x509 -noout -serial -issuer -ext subjectAltName"
+    )
 
 
 def certbot(edge, arguments):

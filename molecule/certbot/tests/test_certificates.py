@@ -46,10 +46,12 @@ def test_forced_renewal_reloads_nginx_without_a_failed_request(edge, probe, pebb
     # Requests in a loop from the probe for as long as the renewal takes, and
     # some before and after it (counted, not slept for: a loaded machine may
     # start the loop late).
-    probe.run("rm -f /tmp/renewal-loop.* ; (while [ ! -f /tmp/renewal-loop.stop ]; do "
-              f"curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 30 --cacert {pebble_root} "
-              "https://pipelit.test/health >> /tmp/renewal-loop.codes; sleep 0.05; done; "
-              "touch /tmp/renewal-loop.done) >/dev/null 2>&1 &")
+    probe.run(
+        "rm -f /tmp/renewal-loop.* ; (while [ ! -f /tmp/renewal-loop.stop ]; do "
+        f"curl -s -o /dev/null -w '%{{http_code}}\\n' --max-time 30 --cacert {pebble_root} "
+        "https://pipelit.test/health >> /tmp/renewal-loop.codes; sleep 0.05; done; "
+        "touch /tmp/renewal-loop.done) >/dev/null 2>&1 &"
+    )
     wait_for_codes(probe, 5, "before the renewal")
     renewal = certbot(edge, "renew --force-renewal --no-random-sleep-on-renew --cert-name pipelit-edge-pipelit")
     wait_for_codes(probe, len(loop_codes(probe)) + 5, "after the renewal")

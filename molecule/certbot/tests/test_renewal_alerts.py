@@ -44,8 +44,7 @@ def sites(edge):
 def test_the_alerts_are_in_place(edge):
     assert edge.service("pipelit-edge-certificate-check.timer").is_enabled
     assert edge.service("pipelit-edge-certificate-check.timer").is_running
-    timer = edge.check_output("systemctl show -p TimersCalendar -p RandomizedDelayUSec -p Persistent "
-                              "pipelit-edge-certificate-check.timer")
+    timer = edge.check_output("systemctl show -p TimersCalendar -p RandomizedDelayUSec -p Persistent pipelit-edge-certificate-check.timer")
     assert "Persistent=yes" in timer and "RandomizedDelayUSec=1h" in timer
     # The certbot role's drop-in and this one, side by side.
     dropins = edge.check_output("systemctl show -p DropInPaths --value certbot.service")
@@ -59,14 +58,18 @@ def test_a_run_repairs_what_hand_edits_left(edge, sites):
     # Each task of the role is skipped when the one read (tasks/state.yml)
     # finds its file as the task would leave it; anything else is written
     # again, and the timer started again.
-    files = ["/usr/local/sbin/pipelit-edge-certificate-alert", "/etc/pipelit-edge/certificate-alerts.json",
-             "/etc/systemd/system/pipelit-edge-certificate-check.service",
-             "/etc/systemd/system/certbot.service.d/pipelit-edge-alert.conf"]
+    files = [
+        "/usr/local/sbin/pipelit-edge-certificate-alert",
+        "/etc/pipelit-edge/certificate-alerts.json",
+        "/etc/systemd/system/pipelit-edge-certificate-check.service",
+        "/etc/systemd/system/certbot.service.d/pipelit-edge-alert.conf",
+    ]
     before = {path: (edge.file(path).sha256sum, edge.file(path).mode) for path in files}
-    edge.check_output(f"chmod 0644 {files[0]} && rm {files[1]} && echo '# by hand' >> {files[2]} && rm {files[3]} "
-                      "&& systemctl daemon-reload && systemctl disable --now pipelit-edge-certificate-check.timer")
-    model = [{"name": name, "profile": name, "domains": domains, "tls": {"mode": "acme"}}
-             for name, domains in sites.items()]
+    edge.check_output(
+        f"chmod 0644 {files[0]} && rm {files[1]} && echo '# by hand' >> {files[2]} && rm {files[3]} "
+        "&& systemctl daemon-reload && systemctl disable --now pipelit-edge-certificate-check.timer"
+    )
+    model = [{"name": name, "profile": name, "domains": domains, "tls": {"mode": "acme"}} for name, domains in sites.items()]
     result = run_converge({"proxy_sites": model})
     assert result.returncode == 0, result.output[-3000:]
     assert {path: (edge.file(path).sha256sum, edge.file(path).mode) for path in files} == before
@@ -84,8 +87,7 @@ def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, p
     since = journal_mark(edge)
     # The real certbot.service, unchanged: one certificate made due for
     # renewal (Pebble's last five years), the ACME server down.
-    edge.check_output(f"cp -p {RENEWAL_CONF} /run/renewal-conf.saved && "
-                      f"sed -i '1a renew_before_expiry = 3000 days' {RENEWAL_CONF}")
+    edge.check_output(f"cp -p {RENEWAL_CONF} /run/renewal-conf.saved && sed -i '1a renew_before_expiry = 3000 days' {RENEWAL_CONF}")
     probe.check_output("systemctl stop pebble")
     try:
         run = edge.run("systemctl start certbot.service")
@@ -103,10 +105,11 @@ def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, p
 
 
 def days_left(edge, domain):
-    end = edge.check_output(f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null"
-                            " | openssl x509 -noout -enddate").split("=", 1)[1]
-    expiry = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y GMT").replace(tzinfo=datetime.timezone.utc)
-    return (expiry - datetime.datetime.now(datetime.timezone.utc)).total_seconds() / 86400
+    end = edge.check_output(
+        f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null | openssl x509 -noout -enddate"
+    ).split("=", 1)[1]
+    expiry = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y GMT").replace(tzinfo=datetime.UTC)
+    return (expiry - datetime.datetime.now(datetime.UTC)).total_seconds() / 86400
 
 
 def run_check(edge, min_days=None):

@@ -42,15 +42,16 @@ def run(playbook, *options, **extra_vars):
 
 
 def digest(name):
-    return host(name).check_output(
-        f"find {STATE_PATHS} -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | sha256sum")
+    return host(name).check_output(f"find {STATE_PATHS} -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum | sha256sum")
 
 
 def recap(output):
     """Host name -> its PLAY RECAP counters."""
     part = output.split("PLAY RECAP", 1)[1]
-    return {m.group(1): dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2)))
-            for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", part, re.M)}
+    return {
+        m.group(1): dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2)))
+        for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", part, re.M)
+    }
 
 
 def summary(output):
@@ -71,9 +72,28 @@ def test_the_third_application_needs_nothing_outside_the_inventory():
     # No role, playbook or built-in profile knows `live`: the converge that
     # deployed it read it from the scenario's inventory only.
     # (READMEs may quote the scenario as an example; code and data may not.)
-    found = subprocess.run(["grep", "-rlw", "--include=*.yml", "--include=*.py", "--include=*.j2", "--include=*.cfg",
-                            "-e", "live_edge", "-e", "live.test", "roles", "playbooks", "inventories", "ansible.cfg"],
-                           cwd=PROJECT, capture_output=True, text=True, check=False)
+    found = subprocess.run(
+        [
+            "grep",
+            "-rlw",
+            "--include=*.yml",
+            "--include=*.py",
+            "--include=*.j2",
+            "--include=*.cfg",
+            "-e",
+            "live_edge",
+            "-e",
+            "live.test",
+            "roles",
+            "playbooks",
+            "inventories",
+            "ansible.cfg",
+        ],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert found.stdout == "", found.stdout
     defaults = yaml.safe_load((PROJECT / "roles/proxy_sites/defaults/main.yml").read_text())
     assert set(defaults["proxy_sites_profiles"]) == {"pipelit", "aliasvault"}
@@ -85,23 +105,32 @@ def test_the_live_sites_plain_route_refuses_websocket_upgrades():
     # plain request (200, not 101). So verify.yml's WebSocket check (in the
     # last test) passes because it opens the profile's path, /live/updates.
     def upgrade(path):
-        return host("probe-fleet").run(
-            "curl -sS --http1.1 --max-time 5 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/pebble-roots.pem "
-            "-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' "
-            f"-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' https://live.test{path}").stdout
+        return (
+            host("probe-fleet")
+            .run(
+                "curl -sS --http1.1 --max-time 5 -o /dev/null -w '%{http_code}' --cacert /usr/local/share/pebble-roots.pem "
+                "-H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' "
+                f"-H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' https://live.test{path}"
+            )
+            .stdout
+        )
+
     assert upgrade("/plain") == "200"
     assert upgrade("/live/updates") == "101"
 
 
 def test_a_bad_extra_profile_is_refused_before_any_change():
     before = digest(LIVE)
-    bad = {"live": {"upstreams": {"app": {"servers": ["127.0.0.1:9000"]}},
-                    "routes": [{"path": "/", "upstream": "app"}],
-                    "verify_websocket_paths": ["live/updates"]}}
+    bad = {
+        "live": {
+            "upstreams": {"app": {"servers": ["127.0.0.1:9000"]}},
+            "routes": [{"path": "/", "upstream": "app"}],
+            "verify_websocket_paths": ["live/updates"],
+        }
+    }
     result = run(EDGE_PLAYBOOK, "--limit", LIVE, proxy_sites_extra_profiles=bad)
     assert result.returncode != 0
-    assert "profile 'live': verify_websocket_paths[0]: 'live/updates' must be an absolute path" in result.output, \
-        result.output[-3000:]
+    assert "profile 'live': verify_websocket_paths[0]: 'live/updates' must be an absolute path" in result.output, result.output[-3000:]
     assert recap(result.output)[LIVE]["changed"] == 0
     assert digest(LIVE) == before
 
@@ -150,8 +179,7 @@ def test_verify_reports_each_host():
     assert ("live", "redirect", "http://live.test/pipelit-edge-verify?probe=1") in rows
     assert ("live", "certificate", "live.test") in rows
     assert ("live", "headers", "https://live.test/") in rows
-    assert [target for site, check, target in rows if site == "live" and check == "websocket"] \
-        == ["wss://live.test/live/updates"]
+    assert [target for site, check, target in rows if site == "live" and check == "websocket"] == ["wss://live.test/live/updates"]
     # The aliasvault profile's own path; the inventory lists none.
     assert ("aliasvault", "websocket", "wss://vault.test/admin/_blazor") in rows
     # ... the broken host's failures name it, and so does the summary.

@@ -43,15 +43,14 @@ LOADED = f"{STATE}/nginx-loaded.sha256"
 TOOL = "/usr/local/sbin/pipelit-edge-nginx"
 TLS_DIR = "/etc/ssl/pipelit-edge/pipelit"
 # The scenario's own site (inventories/demo/group_vars/pipelit_edge.yml).
-PIPELIT = {"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"],
-           "tls": {"mode": "acme"}}
+PIPELIT = {"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"], "tls": {"mode": "acme"}}
 
 
 def tree_digest(host, path="/etc/nginx"):
     """Every entry under path: names, types, link targets, modes and file contents."""
     return host.check_output(
-        f"cd {path} && find . -printf '%p %y %l %m\\n' | sort && "
-        "find . -type f -print0 | sort -z | xargs -0 sha256sum")
+        f"cd {path} && find . -printf '%p %y %l %m\\n' | sort && find . -type f -print0 | sort -z | xargs -0 sha256sum"
+    )
 
 
 def converge(extra_vars=None):
@@ -82,7 +81,8 @@ def test_a_broken_live_tree_is_repaired_by_one_run(edge):
         " && cp /etc/nginx/sites-available/pipelit-edge-pipelit.conf /etc/nginx/sites-available/pipelit-edge-old.conf"
         " && ln -s ../sites-available/pipelit-edge-old.conf /etc/nginx/sites-enabled/pipelit-edge-old.conf"
         f" && ln -sfn /etc/letsencrypt/live/gone/fullchain.pem {TLS_DIR}/fullchain.pem"
-        f" && ln -sfn /etc/letsencrypt/live/gone/privkey.pem {TLS_DIR}/privkey.pem")
+        f" && ln -sfn /etc/letsencrypt/live/gone/privkey.pem {TLS_DIR}/privkey.pem"
+    )
     assert edge.run("nginx -t").rc != 0
     result = assert_converges_and_verifies(edge)
     assert not edge.file("/etc/nginx/sites-enabled/hand-made.conf").exists
@@ -98,9 +98,10 @@ def test_a_broken_live_tree_is_repaired_by_one_run(edge):
 def test_a_port_held_by_another_program(edge):
     # 9443: the AliasVault stand-in already holds 127.0.0.1:8443 here.
     holder = "txn-port-holder"
-    edge.check_output(f"systemd-run --unit={holder} python3 -c "
-                      + shlex.quote("import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 9443))\n"
-                                    "s.listen()\ntime.sleep(3600)"))
+    edge.check_output(
+        f"systemd-run --unit={holder} python3 -c "
+        + shlex.quote("import socket, time\ns = socket.socket()\ns.bind(('0.0.0.0', 9443))\ns.listen()\ntime.sleep(3600)")
+    )
     on_9443 = {"proxy_sites": [{**PIPELIT, "https_port": 9443}]}
     try:
         for _ in range(50):
@@ -160,8 +161,12 @@ def test_a_killed_run_and_a_lost_etc_letsencrypt(edge):
     handle.write_text(json.dumps({"proxy_sites": [{**PIPELIT, "max_body_size": "61m"}, extra]}))
     process = subprocess.Popen(
         ["ansible-playbook", "-i", str(Path(INVENTORY).parent), str(CONVERGE), "-e", f"@{handle}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
     seen = []
     try:
         for line in process.stdout:
@@ -178,8 +183,9 @@ def test_a_killed_run_and_a_lost_etc_letsencrypt(edge):
     # ([p]: the pattern must not match this shell's own command line.)
     edge.check_output("timeout 120 sh -c 'while pgrep -f \"[p]ipelit-edge-nginx\" >/dev/null; do sleep 0.5; done'")
     assert any(line.startswith(KILL_AT) for line in seen), "".join(seen)[-3000:]
-    edge.check_output("printf 'half written' > /etc/nginx/sites-available/.pipelit-edge-tmp-pipelit-edge-pipelit.conf"
-                      " && rm -rf /etc/letsencrypt")
+    edge.check_output(
+        "printf 'half written' > /etc/nginx/sites-available/.pipelit-edge-tmp-pipelit-edge-pipelit.conf && rm -rf /etc/letsencrypt"
+    )
     assert edge.run("nginx -t").rc != 0
     assert_converges_and_verifies(edge)
     assert not edge.file("/etc/nginx/sites-enabled/pipelit-edge-extra.conf").exists

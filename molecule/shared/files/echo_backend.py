@@ -32,8 +32,8 @@ import sys
 from urllib.parse import urlsplit
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
-CHUNK = 64 * 1024             # bodies are streamed in pieces of this size
-MAX_WS_MESSAGE = 64 * 2 ** 20  # a runaway frame length must not eat the RAM
+CHUNK = 64 * 1024  # bodies are streamed in pieces of this size
+MAX_WS_MESSAGE = 64 * 2**20  # a runaway frame length must not eat the RAM
 
 
 class EchoHandler(http.server.BaseHTTPRequestHandler):
@@ -78,8 +78,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         parts = urlsplit(target)
         route = self.route(parts.path) if self.aliasvault_routes else None
         upgrade = self.headers.get("Upgrade", "")
-        if ("websocket" in [t.strip().lower() for t in upgrade.split(",")]
-                and self.headers.get("Sec-WebSocket-Key")):
+        if "websocket" in [t.strip().lower() for t in upgrade.split(",")] and self.headers.get("Sec-WebSocket-Key"):
             if route in (None, "admin"):
                 self.websocket()
             else:  # AliasVault upgrades only its admin's connections
@@ -104,13 +103,25 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         for key, value in self.headers.items():
             key = key.lower()
             headers[key] = headers[key] + ", " + value if key in headers else value
-        payload = json.dumps({
-            "name": self.server_name, "method": self.command, "target": target,
-            "path": parts.path, "query": parts.query, "headers": headers,
-            "body_bytes": body_bytes, "peer": self.client_address[0],
-            "peer_port": self.client_address[1],
-            "tls": isinstance(self.connection, ssl.SSLSocket), "route": route,
-        }, indent=1).encode() + b"\n"
+        payload = (
+            json.dumps(
+                {
+                    "name": self.server_name,
+                    "method": self.command,
+                    "target": target,
+                    "path": parts.path,
+                    "query": parts.query,
+                    "headers": headers,
+                    "body_bytes": body_bytes,
+                    "peer": self.client_address[0],
+                    "peer_port": self.client_address[1],
+                    "tls": isinstance(self.connection, ssl.SSLSocket),
+                    "route": route,
+                },
+                indent=1,
+            ).encode()
+            + b"\n"
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
@@ -222,15 +233,14 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         # XOR the whole payload as one big integer: fast enough in pure Python
         # for multi-megabyte frames, unlike a per-byte loop.
         key = (mask * (length // 4 + 1))[:length]
-        payload = (int.from_bytes(payload, "big")
-                   ^ int.from_bytes(key, "big")).to_bytes(length, "big")
+        payload = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(length, "big")
         return bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, payload
 
     def send_frame(self, opcode, payload):
         length = len(payload)
         if length < 126:
             header = struct.pack("!BB", 0x80 | opcode, length)
-        elif length < 2 ** 16:
+        elif length < 2**16:
             header = struct.pack("!BBH", 0x80 | opcode, 126, length)
         else:
             header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
@@ -244,12 +254,11 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         if not self.quiet:
-            sys.stderr.write("%s %s - %s\n" % (
-                self.server_name, self.address_string(), format % args))
+            sys.stderr.write("%s %s - %s\n" % (self.server_name, self.address_string(), format % args))
 
 
 class EchoServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True      # open WebSockets must not block the exit
+    daemon_threads = True  # open WebSockets must not block the exit
     request_queue_size = 1024  # the default backlog of 5 drops bursts of connects
 
     def handle_error(self, request, client_address):
@@ -279,8 +288,7 @@ def main():
     if args.tls_cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False)
+        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
 
     # SIGTERM (docker stop, systemd) leaves serve_forever() like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

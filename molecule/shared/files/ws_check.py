@@ -42,9 +42,11 @@ import websockets
 
 try:  # websockets >= 13: the new asyncio implementation
     from websockets.asyncio.client import connect
+
     HEADERS_KWARG = "additional_headers"
 except ImportError:  # websockets <= 12, e.g. Debian 12's 10.4: legacy API
     from websockets import connect
+
     HEADERS_KWARG = "extra_headers"
 
 TIMEOUT = 30  # seconds for the handshake and for each echo to come back (a loaded machine)
@@ -58,12 +60,10 @@ def parse_args():
     tls.add_argument("--insecure", action="store_true", help="skip TLS verification")
     parser.add_argument("--server-hostname", help="TLS name (SNI and check) to use")
     parser.add_argument("--idle", type=float, default=0.0, help="seconds to stay idle")
-    parser.add_argument("--wait-close", type=float, default=0.0,
-                        help="seconds to wait for the server to end the connection")
+    parser.add_argument("--wait-close", type=float, default=0.0, help="seconds to wait for the server to end the connection")
     parser.add_argument("--origin")
     parser.add_argument("--opened", help="file to create once the connection is open and has echoed")
-    parser.add_argument("--header", action="append", default=[],
-                        help="extra request header, 'Name: value' (repeatable)")
+    parser.add_argument("--header", action="append", default=[], help="extra request header, 'Name: value' (repeatable)")
     args = parser.parse_args()
     args.headers = []
     for item in args.header:
@@ -96,13 +96,15 @@ def raw_status(args, context):
     try:
         with socket.create_connection((url.hostname, port), timeout=TIMEOUT) as sock:
             if context:
-                sock = context.wrap_socket(
-                    sock, server_hostname=args.server_hostname or url.hostname)
+                sock = context.wrap_socket(sock, server_hostname=args.server_hostname or url.hostname)
             target = (url.path or "/") + ("?" + url.query if url.query else "")
             request = [
                 "GET %s HTTP/1.1" % target,
-                "Host: %s" % url.netloc, "Upgrade: websocket", "Connection: Upgrade",
-                "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "Host: %s" % url.netloc,
+                "Upgrade: websocket",
+                "Connection: Upgrade",
+                "Sec-WebSocket-Version: 13",
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
             ] + ["%s: %s" % h for h in args.headers]
             if args.origin:
                 request.append("Origin: " + args.origin)
@@ -123,13 +125,13 @@ async def check(args, result):
     kwargs = {
         "origin": args.origin,
         HEADERS_KWARG: args.headers or None,
-        "ping_interval": None,   # no keepalive pings: --idle must be truly idle
+        "ping_interval": None,  # no keepalive pings: --idle must be truly idle
         "close_timeout": 2,
         "open_timeout": TIMEOUT,
-        "compression": None,     # the echo backend negotiates no extensions
+        "compression": None,  # the echo backend negotiates no extensions
     }
     if "proxy" in inspect.signature(connect).parameters:
-        kwargs["proxy"] = None   # websockets >= 15 would honour $https_proxy
+        kwargs["proxy"] = None  # websockets >= 15 would honour $https_proxy
     if context:
         kwargs["ssl"] = context
         if args.server_hostname:
@@ -169,7 +171,7 @@ async def check(args, result):
             stage = "wait for the server to close"
             try:
                 await asyncio.wait_for(ws.wait_closed(), args.wait_close)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 result["error"] = "the server kept the connection for %g s" % args.wait_close
             else:
                 result["closed_at"] = time.time()
@@ -186,17 +188,20 @@ async def check(args, result):
 def main():
     args = parse_args()
     idle = int(args.idle) if args.idle.is_integer() else args.idle
-    result = {"status": None, "text_echo": False, "binary_echo": False,
-              "idle_seconds": idle, "after_idle_echo": None, "error": None}
+    result = {"status": None, "text_echo": False, "binary_echo": False, "idle_seconds": idle, "after_idle_echo": None, "error": None}
     if args.wait_close:
         result.update(closed_at=None, close_code=None)
     try:
         asyncio.run(check(args, result))
     except Exception as exc:  # refused connection, TLS failure, bad URL ...
         result["error"] = "%s: %s" % (type(exc).__name__, exc)
-    ok = bool(result["error"] is None and result["status"] == 101
-          and result["text_echo"] and result["binary_echo"]
-          and (not args.idle or result["after_idle_echo"]))
+    ok = bool(
+        result["error"] is None
+        and result["status"] == 101
+        and result["text_echo"]
+        and result["binary_echo"]
+        and (not args.idle or result["after_idle_echo"])
+    )
     if not ok and result["error"] is None:
         result["error"] = "an echo came back different"
     print(json.dumps(result))

@@ -57,8 +57,18 @@ class Response:
 
 def curl(probe, url, *options, ca=None):
     """One request from the probe with curl; the response, parsed."""
-    cmd = ["curl", "-sS", "--max-time", "60", "-o", "/tmp/curl.body", "-D", "/tmp/curl.headers",
-           "-w", "%{http_code} %{http_version} %{redirect_url}"]
+    cmd = [
+        "curl",
+        "-sS",
+        "--max-time",
+        "60",
+        "-o",
+        "/tmp/curl.body",
+        "-D",
+        "/tmp/curl.headers",
+        "-w",
+        "%{http_code} %{http_version} %{redirect_url}",
+    ]
     if ca:
         cmd += ["--cacert", ca]
     result = probe.run(shlex.join([*cmd, *options, url]))
@@ -89,9 +99,13 @@ def run_playbook(playbook, *options, extra_vars=None, result_format="yaml"):
     try:
         result = subprocess.run(
             ["ansible-playbook", "-i", str(Path(INVENTORY).parent), str(playbook), "-e", f"@{handle.name}", *options],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
-                 "ANSIBLE_CALLBACK_RESULT_FORMAT": result_format})
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=600,
+            check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CALLBACK_RESULT_FORMAT": result_format},
+        )
     finally:
         os.unlink(handle.name)
     return PlaybookRun(result.returncode, result.stdout)
@@ -123,8 +137,10 @@ def run_certificate_check(edge, min_days=None):
     since = journal_mark(edge)
     dropin = f"/run/systemd/system/{CERTIFICATE_CHECK}.d"
     if min_days is not None:
-        edge.check_output(f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days}\\n'"
-                          f" > {dropin}/zz-test.conf && systemctl daemon-reload")
+        edge.check_output(
+            f"mkdir -p {dropin} && printf '[Service]\\nEnvironment=PIPELIT_EDGE_ALERT_MIN_DAYS={min_days}\\n'"
+            f" > {dropin}/zz-test.conf && systemctl daemon-reload"
+        )
     try:
         run = edge.run(f"systemctl start {CERTIFICATE_CHECK}")
     finally:
@@ -155,5 +171,6 @@ def config_digest(host, paths):
 def valid_sites():
     """The scenarios' own sites (molecule/shared/vars/sites.yml), as a fresh copy."""
     import yaml
+
     path = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "molecule/shared/vars/sites.yml"
     return yaml.safe_load(path.read_text())["proxy_sites"]

@@ -17,9 +17,7 @@ def test_served_port_answers_the_probe(probe, port):
 
 def test_ssh_answers_the_probe(probe):
     # sshd's banner, read as soon as it comes (sshd then waits for ours).
-    result = probe.run(
-        f"python3 -c \"import socket; print(socket.create_connection(('{EDGE}', {SSH_PORT}), 30).recv(64).decode())\""
-    )
+    result = probe.run(f"python3 -c \"import socket; print(socket.create_connection(('{EDGE}', {SSH_PORT}), 30).recv(64).decode())\"")
     assert result.stdout.startswith("SSH-2.0-"), result.stdout + result.stderr
 
 
@@ -27,9 +25,7 @@ def test_ssh_answers_the_probe(probe):
 def test_listener_runs_on_every_address(edge, port):
     # So a closed port below is the firewall's doing, not a missing service.
     assert edge.socket(f"tcp://0.0.0.0:{port}").is_listening
-    probe_self = edge.run(
-        f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3)\""
-    )
+    probe_self = edge.run(f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3)\"")
     assert probe_self.rc == 0, probe_self.stderr
 
 

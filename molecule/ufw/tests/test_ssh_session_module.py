@@ -14,9 +14,7 @@ import time
 import pytest
 from conftest import SCENARIO_DIR
 
-_spec = importlib.util.spec_from_file_location(
-    "ufw_ssh_session", SCENARIO_DIR.parent.parent / "roles/ufw/library/ufw_ssh_session.py"
-)
+_spec = importlib.util.spec_from_file_location("ufw_ssh_session", SCENARIO_DIR.parent.parent / "roles/ufw/library/ufw_ssh_session.py")
 ufw_ssh_session = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ufw_ssh_session)
 
@@ -45,7 +43,10 @@ def test_an_ancestor_holds_the_session_when_the_process_itself_does_not():
     session = "192.0.2.7 50022 198.51.100.1 2222"
     parent = subprocess.Popen(
         ["sh", "-c", "env -i sh -c 'echo $$; sleep 30; :' & wait"],
-        env={**os.environ, "SSH_CONNECTION": session}, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "SSH_CONNECTION": session},
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         child = int(parent.stdout.readline())

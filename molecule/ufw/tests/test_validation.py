@@ -52,26 +52,32 @@ def test_bad_rule_is_named_by_index_and_field(rule, expected):
 def test_every_mistake_is_reported_at_once():
     found = errors([{"port": 70000, "proto": "icmp", "rule": "permit", "from": "10.0.0.300"}])
     assert [message.split(":")[0] for message in found] == [
-        "ufw_rules[0].port", "ufw_rules[0].proto", "ufw_rules[0].rule", "ufw_rules[0].from",
+        "ufw_rules[0].port",
+        "ufw_rules[0].proto",
+        "ufw_rules[0].rule",
+        "ufw_rules[0].from",
     ]
 
 
 def test_valid_rules_pass():
-    assert errors([
-        {"port": 9100, "proto": "tcp", "rule": "allow", "from": "192.0.2.10", "comment": "scrape"},
-        {"port": 9100, "proto": "tcp", "rule": "allow", "from": "2001:db8::/32"},
-        {"port": 53, "proto": "any", "rule": "reject", "from": "any"},
-        {"port": "51820", "proto": "udp", "rule": "limit"},
-        # Removing an old rule for one source on a served port is fine.
-        {"port": 443, "proto": "tcp", "rule": "allow", "from": "198.51.100.0/24", "state": "absent"},
-    ]) == []
+    assert (
+        errors(
+            [
+                {"port": 9100, "proto": "tcp", "rule": "allow", "from": "192.0.2.10", "comment": "scrape"},
+                {"port": 9100, "proto": "tcp", "rule": "allow", "from": "2001:db8::/32"},
+                {"port": 53, "proto": "any", "rule": "reject", "from": "any"},
+                {"port": "51820", "proto": "udp", "rule": "limit"},
+                # Removing an old rule for one source on a served port is fine.
+                {"port": 443, "proto": "tcp", "rule": "allow", "from": "198.51.100.0/24", "state": "absent"},
+            ]
+        )
+        == []
+    )
 
 
 def test_duplicate_rules_are_refused():
     rule = {"port": 9100, "proto": "tcp", "rule": "allow", "from": "192.0.2.0/24"}
-    assert errors([rule, {**rule, "rule": "deny"}]) == [
-        "ufw_rules[1]: same port, proto and from as ufw_rules[0]; keep one of them"
-    ]
+    assert errors([rule, {**rule, "rule": "deny"}]) == ["ufw_rules[1]: same port, proto and from as ufw_rules[0]; keep one of them"]
 
 
 def test_ipv6_source_needs_ipv6():
@@ -97,7 +103,9 @@ def test_bad_port_lists(service, denied, ssh_port, expected):
 
 def test_port_lists_normalise_like_ufw():
     assert ufw_filters.ufw_ports(["80/tcp", 443, "53", "80/tcp"]) == [
-        {"port": 80, "proto": "tcp"}, {"port": 443, "proto": "any"}, {"port": 53, "proto": "any"},
+        {"port": 80, "proto": "tcp"},
+        {"port": 443, "proto": "any"},
+        {"port": 53, "proto": "any"},
     ]
 
 
@@ -134,8 +142,11 @@ def test_the_rules_ufw_wrote_are_recognised_as_in_place(edge):
     happens."""
     tuples = []
     for family, path in (("v4", "/etc/ufw/user.rules"), ("v6", "/etc/ufw/user6.rules")):
-        tuples += [f"{family} {line[len('### tuple ### '):]}"
-                   for line in edge.file(path).content_string.splitlines() if line.startswith("### tuple ### ")]
+        tuples += [
+            f"{family} {line[len('### tuple ### ') :]}"
+            for line in edge.file(path).content_string.splitlines()
+            if line.startswith("### tuple ### ")
+        ]
     in_place = ufw_filters.ufw_rule_in_place
     for port in (80, 443):
         assert in_place(tuples, "allow", port, "tcp", "pipelit-edge service", True), tuples

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 """The ACME pre-flight's outside checks, run where the clients are."""
 
 from __future__ import annotations
@@ -84,15 +83,21 @@ def fetch(address, port, domain, path, timeout):
     host = "[%s]" % address if ":" in address else address
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        connection.request("GET", path, headers={
-            "Host": domain if port == 80 else "%s:%d" % (domain, port),
-            "User-Agent": "pipelit-edge-acme-preflight", "Connection": "close"})
+        connection.request(
+            "GET",
+            path,
+            headers={
+                "Host": domain if port == 80 else "%s:%d" % (domain, port),
+                "User-Agent": "pipelit-edge-acme-preflight",
+                "Connection": "close",
+            },
+        )
         response = connection.getresponse()
         body = response.read(4096)
         return response.status, body, response.getheader("Server", ""), response.getheader("Location", "")
     except ConnectionRefusedError:
         return None, "no answer (connection refused)", "", ""
-    except socket.timeout:
+    except TimeoutError:
         return None, "no answer within %g s" % timeout, "", ""
     except http.client.RemoteDisconnected:
         return None, "no answer (the connection was closed)", "", ""
@@ -118,7 +123,11 @@ def check(item, addresses, params):
             result["failure"] = "%s resolves to [%s], not this host (%s)" % (prefix, ", ".join(elsewhere), host)
         else:
             result["failure"] = "%s resolves to [%s], and %s is not this host (%s)" % (
-                prefix, ", ".join(result["resolved"]), ", ".join(elsewhere), host)
+                prefix,
+                ", ".join(result["resolved"]),
+                ", ".join(elsewhere),
+                host,
+            )
         return result
     if not (params["http"] and item.get("http", True)):
         result["ok"] = True
@@ -136,9 +145,11 @@ def check(item, addresses, params):
         else:
             shown = body[:SHOWN_BYTES].decode("utf-8", "replace").strip()
             answer = "answered %d%s%s%s" % (
-                status, " (Server: %s)" % server if server else "",
+                status,
+                " (Server: %s)" % server if server else "",
                 " to %s" % location if location else "",
-                ", body %r" % shown if shown else ", empty body")
+                ", body %r" % shown if shown else ", empty body",
+            )
         result["answers"].append({"address": address, "status": status, "token": False, "answer": answer})
         wrong.append("%s from %s" % (answer, address))
     if wrong:
@@ -164,8 +175,7 @@ def main():
     socket.setdefaulttimeout(module.params["timeout"])
     addresses = {a for a in map(normalized, module.params["addresses"]) if a}
     results = [check(item, addresses, module.params) for item in module.params["checks"]]
-    module.exit_json(changed=False, results=results,
-                     failures=[r["failure"] for r in results if "failure" in r])
+    module.exit_json(changed=False, results=results, failures=[r["failure"] for r in results if "failure" in r])
 
 
 if __name__ == "__main__":

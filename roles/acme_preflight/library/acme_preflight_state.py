@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 """What the ACME pre-flight needs to know from an edge host, in one read."""
 
 from __future__ import annotations
@@ -110,8 +109,9 @@ def caddy_pending(module, site):
     """The domains with no certificate in Caddy's storage (under any issuer), as
     the caddy role's wait for certificates looks for them."""
     storage = os.path.join(module.params["caddy_storage_dir"], "certificates")
-    missing = [d for d in site["domains"]
-               if not glob.glob(os.path.join(glob.escape(storage), "*", glob.escape(d), glob.escape(d) + ".crt"))]
+    missing = [
+        d for d in site["domains"] if not glob.glob(os.path.join(glob.escape(storage), "*", glob.escape(d), glob.escape(d) + ".crt"))
+    ]
     return missing, "no certificate in Caddy's storage"
 
 
@@ -207,8 +207,7 @@ def main():
     pending = []
     for site in p["sites"]:
         domains, reason = (certbot_pending if p["proxy"] == "nginx" else caddy_pending)(module, site)
-        pending += [{"site": site["name"], "domain": d, "port": int(site.get("http_port", 80)), "reason": reason}
-                    for d in domains]
+        pending += [{"site": site["name"], "domain": d, "port": int(site.get("http_port", 80)), "reason": reason} for d in domains]
     listening = listening_ports()
     held = set(listening) & {c["port"] for c in pending}
     try:
@@ -219,14 +218,18 @@ def main():
     # A proxy an older version of these roles configured holds the port and
     # does not serve the pre-flight path yet (this run's proxy role adds it):
     # on those ports only the DNS part can be checked this time.
-    older_proxy = sorted(port for port in held
-                         if not proxy_serves and proxy_holds(p["proxy"], listening[port]))
+    older_proxy = sorted(port for port in held if not proxy_serves and proxy_holds(p["proxy"], listening[port]))
     if older_proxy:
         module.warn(
             "ACME pre-flight: %s on port %s does not serve %s yet (configured by an older version of these roles, "
             "or by hand); for %s only DNS is checked this run (this run's proxy role adds the path)."
-            % (p["proxy"], ", ".join(map(str, older_proxy)), p["marker"],
-               ", ".join(c["domain"] for c in pending if c["port"] in older_proxy)))
+            % (
+                p["proxy"],
+                ", ".join(map(str, older_proxy)),
+                p["marker"],
+                ", ".join(c["domain"] for c in pending if c["port"] in older_proxy),
+            )
+        )
     module.exit_json(
         changed=False,
         pending=pending,

@@ -8,6 +8,7 @@ host changes instead of rendering something that behaves differently.
 
 from __future__ import annotations
 
+
 def caddy_unsupported(sites):
     """One message per thing the model asks for that Caddy 2.6 cannot do."""
     problems = []
@@ -19,21 +20,25 @@ def caddy_unsupported(sites):
                 problems.append(
                     f"site '{name}': {field}.rate_limit: Caddy from the distribution has no rate limiting "
                     "(it needs the caddy-ratelimit plugin, which Debian's build lacks); remove rate_limit "
-                    "from this route or use the nginx role")
+                    "from this route or use the nginx role"
+                )
             if route.get("allow") and site.get("trusted_proxies"):
                 problems.append(
                     f"site '{name}': {field}.allow: with trusted_proxies, Caddy 2.6 can only match the "
                     "connecting address (the front proxy), not the client it forwards for; drop one of "
-                    "them or use the nginx role")
+                    "them or use the nginx role"
+                )
             if "*" in str(route.get("path", "")):
                 problems.append(
                     f"site '{name}': {field}.path: '{route.get('path')}' holds '*', which Caddy reads as a "
-                    "wildcard, not a character of the path")
+                    "wildcard, not a character of the path"
+                )
         for header in site.get("headers", []):
             if any(char in str(header.get("value", "")) for char in "{}"):
                 problems.append(
                     f"site '{name}': headers.{header.get('name')}: Caddy reads '{{' and '}}' in a value as a "
-                    "placeholder; the value cannot hold braces")
+                    "placeholder; the value cannot hold braces"
+                )
     return problems
 
 

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 """Outside checks of a pipelit-edge host, run where the clients are."""
 
 from __future__ import annotations
@@ -126,8 +125,9 @@ class Prober:
             raise
 
     def request(self, sock, host, path):
-        sock.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pipelit-edge-verify\r\n"
-                      "Connection: close\r\n\r\n" % (path, host)).encode())
+        sock.sendall(
+            ("GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: pipelit-edge-verify\r\nConnection: close\r\n\r\n" % (path, host)).encode()
+        )
         response = http.client.HTTPResponse(sock)
         response.begin()
         return response
@@ -145,8 +145,12 @@ class Prober:
             return row("redirect", target, False, "no answer: %s" % exc)
         location = response.getheader("Location", "")
         ok = response.status in (301, 308) and location == want
-        return row("redirect", target, ok, "%d to %s%s" % (
-            response.status, location or "(no Location)", "" if ok else " (expected 301/308 to %s)" % want))
+        return row(
+            "redirect",
+            target,
+            ok,
+            "%d to %s%s" % (response.status, location or "(no Location)", "" if ok else " (expected 301/308 to %s)" % want),
+        )
 
     def certificate(self, domain):
         site, verify = self.p["site"], self.p["verify_chain"]
@@ -158,14 +162,23 @@ class Prober:
         except (OSError, ssl.SSLError) as exc:
             return [row("certificate", target, False, "handshake failed: %s" % exc)]
         days = int((ssl.cert_time_to_seconds(not_after) - time.time()) // 86400)
-        rows = [row("certificate", target, days >= self.p["min_days"], "%s, %d days left (until %s; at least %d wanted)" % (
-            version, days, not_after, self.p["min_days"]))]
+        rows = [
+            row(
+                "certificate",
+                target,
+                days >= self.p["min_days"],
+                "%s, %d days left (until %s; at least %d wanted)" % (version, days, not_after, self.p["min_days"]),
+            )
+        ]
         if verify:
             rows[0]["detail"] = "chain and name verify against %s; %s" % (
-                self.p["ca_bundle"] or "the system trust store", rows[0]["detail"])
+                self.p["ca_bundle"] or "the system trust store",
+                rows[0]["detail"],
+            )
         else:
-            rows.append({"check": "certificate chain", "target": target, "status": "skip",
-                         "detail": "self_signed site: no CA to verify against"})
+            rows.append(
+                {"check": "certificate chain", "target": target, "status": "skip", "detail": "self_signed site: no CA to verify against"}
+            )
         return rows
 
     def headers(self, domain):
@@ -177,12 +190,15 @@ class Prober:
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
             return row("headers", target, False, "no answer: %s" % exc)
         wanted = {h["name"]: h["value"] for h in site.get("headers") or [] if h.get("value")}
-        wrong = ["%s: %r (expected %r)" % (k, response.getheader(k), v)
-                 for k, v in sorted(wanted.items()) if response.getheader(k) != v]
+        wrong = ["%s: %r (expected %r)" % (k, response.getheader(k), v) for k, v in sorted(wanted.items()) if response.getheader(k) != v]
         if wrong:
             return row("headers", target, False, "status %d; %s" % (response.status, "; ".join(wrong)))
-        return row("headers", target, response.status < 500, "status %d; %s" % (
-            response.status, ", ".join(sorted(wanted)) or "no headers expected"))
+        return row(
+            "headers",
+            target,
+            response.status < 500,
+            "status %d; %s" % (response.status, ", ".join(sorted(wanted)) or "no headers expected"),
+        )
 
     def websocket(self, domain, path):
         site = self.p["site"]
@@ -194,10 +210,17 @@ class Prober:
         key = base64.b64encode(os.urandom(16))
         try:
             with self.connect(domain, site["https_port"], self.tls_context(self.p["verify_chain"])) as sock:
-                sock.sendall(b"GET " + request_path.encode() + b" HTTP/1.1\r\nHost: " + host.encode()
-                             + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key
-                             + b"\r\nSec-WebSocket-Version: 13\r\nOrigin: https://" + host.encode()
-                             + b"\r\nUser-Agent: pipelit-edge-verify\r\n\r\n")
+                sock.sendall(
+                    b"GET "
+                    + request_path.encode()
+                    + b" HTTP/1.1\r\nHost: "
+                    + host.encode()
+                    + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+                    + key
+                    + b"\r\nSec-WebSocket-Version: 13\r\nOrigin: https://"
+                    + host.encode()
+                    + b"\r\nUser-Agent: pipelit-edge-verify\r\n\r\n"
+                )
                 reader = sock.makefile("rb")
                 status_line = reader.readline(8192).decode("latin-1").strip()
                 head = {}
@@ -238,8 +261,7 @@ class Prober:
             return row("websocket", target, False, "101, then an unexpected frame (opcode %d)" % opcode)
         elapsed = (time.monotonic() - started) * 1000
         send_frame(sock, 0x8, struct.pack("!H", 1000))
-        return row("websocket", target, True, "101, %s answered in %.1f ms" % (
-            "echo" if mode == "echo" else "ping", elapsed))
+        return row("websocket", target, True, "101, %s answered in %.1f ms" % ("echo" if mode == "echo" else "ping", elapsed))
 
     def site_rows(self):
         site = self.p["site"]
@@ -262,15 +284,14 @@ class Prober:
             port, _, proto = spec.partition("/")
             target = "%s:%s" % (self.p["address"], spec)
             if proto not in ("", "tcp"):
-                rows.append({"check": "closed port", "target": target, "status": "skip",
-                             "detail": "only TCP ports can be probed"})
+                rows.append({"check": "closed port", "target": target, "status": "skip", "detail": "only TCP ports can be probed"})
                 continue
             try:
                 with socket.create_connection((self.p["address"], int(port)), timeout=min(self.timeout, 5)):
                     rows.append(row("closed port", target, False, "accepted a connection from here"))
             except ConnectionRefusedError:
                 rows.append(row("closed port", target, True, "refused"))
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 rows.append(row("closed port", target, True, "no answer (filtered)"))
             except OSError as exc:
                 rows.append(row("closed port", target, True, "unreachable: %s" % exc))

@@ -47,7 +47,7 @@ FRAMING_HEADERS = ("connection", "content-length", "keep-alive", "transfer-encod
 # Characters a header value may not hold: the double quote and line breaks end
 # nginx's quoted string; '$' is an nginx variable, braces a Caddy placeholder,
 # the backslash an escape to both. So the two proxies send the same bytes.
-HEADER_VALUE_FORBIDDEN = "\"\\${}"
+HEADER_VALUE_FORBIDDEN = '"\\${}'
 # A location prefix: printable ASCII without whitespace, quotes, braces,
 # semicolons or backslashes (which would let a path break out of the rendered
 # config), '#' (a comment to nginx), '*' (a wildcard to Caddy, a plain
@@ -74,8 +74,7 @@ SITE_DEFAULTS = {
 SITE_ONLY_FIELDS = ("name", "profile", "domains")
 # keepalive_timeout: how long an idle upstream connection is kept; it must
 # be under the backend's own idle timeout (nginx's default 60s).
-UPSTREAM_DEFAULTS = {"scheme": "http", "verify": True, "sni": None, "ca_file": None, "keepalive": 32,
-                     "keepalive_timeout": "60s"}
+UPSTREAM_DEFAULTS = {"scheme": "http", "verify": True, "sni": None, "ca_file": None, "keepalive": 32, "keepalive_timeout": "60s"}
 ROUTE_DEFAULTS = {
     "websocket": False,
     "read_timeout": "60s",
@@ -247,8 +246,11 @@ def merge_routes(name, profile_name, profile_routes, site_routes, errors):
                 errors.add(name, f"{label}.state", "'absent' removes a route of the site's profile, and this site has no profile")
             elif not from_profile:
                 known = ", ".join(sorted(by_path)) or "none"
-                errors.add(name, f"{label}.state",
-                           f"'absent' removes a route of profile '{profile_name}', which has no route with path {kind(route.get('path'))} (its paths: {known})")
+                errors.add(
+                    name,
+                    f"{label}.state",
+                    f"'absent' removes a route of profile '{profile_name}', which has no route with path {kind(route.get('path'))} (its paths: {known})",
+                )
             else:
                 taken.add(path)
             continue
@@ -282,9 +284,12 @@ def merge_upstreams(name, profile_name, profile_upstreams, site_upstreams, error
             if profile_name is None:
                 errors.add(name, f"{field}.state", "'absent' removes an upstream of the site's profile, and this site has no profile")
             elif key not in profile_upstreams:
-                errors.add(name, f"{field}.state",
-                           f"'absent' removes an upstream of profile '{profile_name}', which has no upstream '{key}' "
-                           f"(its upstreams: {', '.join(sorted(map(str, profile_upstreams))) or 'none'})")
+                errors.add(
+                    name,
+                    f"{field}.state",
+                    f"'absent' removes an upstream of profile '{profile_name}', which has no upstream '{key}' "
+                    f"(its upstreams: {', '.join(sorted(map(str, profile_upstreams))) or 'none'})",
+                )
             else:
                 merged.pop(key, None)
             continue
@@ -329,8 +334,9 @@ def merged_site(site, profiles, errors):
     elif "routes" in own or not isinstance(result["routes"], list):
         labelled = None  # not a list: check_site says so
     else:
-        labelled = [(f"profile.routes[{index}]" if profile_name else f"routes[{index}]", route)
-                    for index, route in enumerate(result["routes"])]
+        labelled = [
+            (f"profile.routes[{index}]" if profile_name else f"routes[{index}]", route) for index, route in enumerate(result["routes"])
+        ]
     return result, labelled, header_layers
 
 
@@ -351,18 +357,24 @@ def check_upstream(site, key, upstream, errors):
         servers = []
     for index, server in enumerate(servers):
         if split_server(server) is None:
-            errors.add(site, f"{field}.servers[{index}]",
-                       f"{kind(server)} is not host:port (an IPv4 address, [IPv6] or a host name) with a port from 1 to 65535")
+            errors.add(
+                site,
+                f"{field}.servers[{index}]",
+                f"{kind(server)} is not host:port (an IPv4 address, [IPv6] or a host name) with a port from 1 to 65535",
+            )
     if result["scheme"] not in SCHEMES:
         errors.add(site, f"{field}.scheme", f"{kind(result['scheme'])} is not one of {', '.join(SCHEMES)}")
     if not isinstance(result["verify"], bool):
         errors.add(site, f"{field}.verify", f"must be true or false, not {kind(result['verify'])}")
     if not is_int(result["keepalive"]) or not 0 <= result["keepalive"] <= 65535:
-        errors.add(site, f"{field}.keepalive", f"must be a whole number of idle connections from 0 to 65535, not {kind(result['keepalive'])}")
+        errors.add(
+            site, f"{field}.keepalive", f"must be a whole number of idle connections from 0 to 65535, not {kind(result['keepalive'])}"
+        )
     result["keepalive_timeout_seconds"] = parse_duration(result["keepalive_timeout"])
     if result["keepalive_timeout_seconds"] is None:
-        errors.add(site, f"{field}.keepalive_timeout",
-                   f"{kind(result['keepalive_timeout'])} is not a duration such as 4s or 60s (a year at most)")
+        errors.add(
+            site, f"{field}.keepalive_timeout", f"{kind(result['keepalive_timeout'])} is not a duration such as 4s or 60s (a year at most)"
+        )
     https = result["scheme"] == "https"
     if result["sni"] is not None:
         if not is_host_name(result["sni"]):
@@ -414,12 +426,16 @@ def check_route(site, index, label, route, upstream_names, errors):
     result.pop("state", None)
     path = result.get("path")
     if not is_text(path) or not PATH_RE.match(path):
-        errors.add(site, f"{field}.path",
-                   f"{kind(path)} must start with '/' and hold no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'")
+        errors.add(
+            site, f"{field}.path", f"{kind(path)} must start with '/' and hold no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'"
+        )
     upstream = result.get("upstream")
     if not is_text(upstream) or upstream not in upstream_names:
-        errors.add(site, f"{field}.upstream",
-                   f"{kind(upstream)} is not an upstream of this site (known: {', '.join(sorted(map(str, upstream_names))) or 'none'})")
+        errors.add(
+            site,
+            f"{field}.upstream",
+            f"{kind(upstream)} is not an upstream of this site (known: {', '.join(sorted(map(str, upstream_names))) or 'none'})",
+        )
     result["upstream_id"] = f"{site}_{upstream}".replace("-", "_")
     if not isinstance(result["websocket"], bool):
         errors.add(site, f"{field}.websocket", f"must be true or false, not {kind(result['websocket'])}")
@@ -547,8 +563,11 @@ def check_site(raw, profiles, security_headers, tls_dir, errors):
         if upstream is None:
             continue
         if upstream["id"] in ids:
-            errors.add(name, f"upstreams.{upstream['name']}",
-                       f"becomes the same identifier as upstreams.{ids[upstream['id']]} ('{upstream['id']}': '-' is written '_'); rename one")
+            errors.add(
+                name,
+                f"upstreams.{upstream['name']}",
+                f"becomes the same identifier as upstreams.{ids[upstream['id']]} ('{upstream['id']}': '-' is written '_'); rename one",
+            )
         ids.setdefault(upstream["id"], upstream["name"])
     if labelled is None:
         errors.add(name, "routes", f"must be a list of routes, not {kind(site['routes'])}")
@@ -602,7 +621,11 @@ def check_verify_websocket_paths(name, paths, routes, errors):
     for index, path in enumerate(paths):
         field = f"verify_websocket_paths[{index}]"
         if not is_text(path) or not PATH_RE.match(path):
-            errors.add(name, field, f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'")
+            errors.add(
+                name,
+                field,
+                f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'",
+            )
             continue
         if not routes:
             continue  # no routes at all: check_site says so
@@ -614,17 +637,24 @@ def check_verify_websocket_paths(name, paths, routes, errors):
         if route.get("websocket") is not True:
             # The list may come from the site's profile (aliasvault declares
             # /admin/_blazor): say how to mend it either way.
-            errors.add(name, field, f"'{path}' goes to route '{route['path']}', which does not pass WebSocket upgrades "
-                                    f"(give that route websocket: true, or set the site's own verify_websocket_paths)")
+            errors.add(
+                name,
+                field,
+                f"'{path}' goes to route '{route['path']}', which does not pass WebSocket upgrades "
+                f"(give that route websocket: true, or set the site's own verify_websocket_paths)",
+            )
     return [path for path in paths if is_text(path)]
 
 
 def check_acme(name, site, domains, errors):
     """What an ACME CA (HTTP-01, as certbot and Caddy use it) cannot validate or issue."""
     if is_port(site["http_port"]) and site["http_port"] != 80:
-        errors.add(name, "http_port",
-                   f"tls mode acme validates over HTTP-01, which the CA always sends to port 80; "
-                   f"{kind(site['http_port'])} cannot answer it (use port 80, or tls mode files or self_signed)")
+        errors.add(
+            name,
+            "http_port",
+            f"tls mode acme validates over HTTP-01, which the CA always sends to port 80; "
+            f"{kind(site['http_port'])} cannot answer it (use port 80, or tls mode files or self_signed)",
+        )
     if len(domains) > ACME_MAX_DOMAINS:
         errors.add(name, "domains", f"{len(domains)} names; an ACME certificate holds at most {ACME_MAX_DOMAINS} (split the site)")
     for index, domain in enumerate(domains):
@@ -649,14 +679,19 @@ def check_across_sites(normal, errors):
             # '_' for '-': a-b and a_b would define the same upstream twice.
             ident = name.replace("-", "_")
             if ident in idents and idents[ident] != name:
-                errors.add(name, "name", f"becomes the same identifier as site '{idents[ident]}' ('{ident}': '-' is written '_'); rename one")
+                errors.add(
+                    name, "name", f"becomes the same identifier as site '{idents[ident]}' ('{ident}': '-' is written '_'); rename one"
+                )
             idents.setdefault(ident, name)
         names.setdefault(name, True)
         for upstream in site["upstreams"]:
             owner = upstream_ids.get(upstream["id"])
             if owner and owner[0] != name and idents.get(name.replace("-", "_")) == name:
-                errors.add(name, f"upstreams.{upstream['name']}",
-                           f"its identifier '{upstream['id']}' is already that of site '{owner[0]}' upstreams.{owner[1]}; rename one")
+                errors.add(
+                    name,
+                    f"upstreams.{upstream['name']}",
+                    f"its identifier '{upstream['id']}' is already that of site '{owner[0]}' upstreams.{owner[1]}; rename one",
+                )
             upstream_ids.setdefault(upstream["id"], (name, upstream["name"]))
         for route in site["routes"]:
             if route.get("rate_limit"):
@@ -676,8 +711,9 @@ def check_across_sites(normal, errors):
                 continue
             other = ports.get(port)
             if other and other[1] != scheme:
-                errors.add(name, field,
-                           f"port {port} is already site '{other[0]}''s {other[2]}; one port cannot serve plain HTTP and HTTPS")
+                errors.add(
+                    name, field, f"port {port} is already site '{other[0]}''s {other[2]}; one port cannot serve plain HTTP and HTTPS"
+                )
             ports.setdefault(port, (name, scheme, field))
 
 
@@ -716,13 +752,13 @@ def check_profiles(profiles, security_headers, tls_dir, errors):
         stand_in = {"name": "profile-check", "domains": ["profile-check.example.com"], "profile": profile_name}
         if "tls" not in profile:
             stand_in["tls"] = {"mode": "self_signed"}
-        check_site(stand_in, {profile_name: {k: v for k, v in profile.items() if k not in SITE_ONLY_FIELDS}},
-                   security_headers, tls_dir, local)
+        check_site(
+            stand_in, {profile_name: {k: v for k, v in profile.items() if k not in SITE_ONLY_FIELDS}}, security_headers, tls_dir, local
+        )
         for message in local.messages:
-            field, problem = message[len("site 'profile-check': "):].split(": ", 1)
+            field, problem = message[len("site 'profile-check': ") :].split(": ", 1)
             # What sites may add, and what every site reports already.
-            if problem in ("needs at least one upstream", "needs at least one route") \
-                    or field.startswith("proxy_sites_security_headers"):
+            if problem in ("needs at least one upstream", "needs at least one route") or field.startswith("proxy_sites_security_headers"):
                 continue
             errors.add_profile(label, re.sub(r"^profile\.", "", field), problem)
 

@@ -1,5 +1,4 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 """What an edge role compares with what it wants, read from the host in one round trip."""
 
 from __future__ import annotations
@@ -143,9 +142,9 @@ def packages_missing(module, packages):
     # dpkg-query exits 1 when it knows a package not at all; its output still
     # holds every package it knows.
     _rc, out, _err = module.run_command(
-        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n"] + packages, environ_update={"LC_ALL": "C"})
-    installed = {fields[0] for fields in (line.split() for line in out.splitlines())
-                 if len(fields) >= 2 and fields[1] == "ii"}
+        ["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n"] + packages, environ_update={"LC_ALL": "C"}
+    )
+    installed = {fields[0] for fields in (line.split() for line in out.splitlines()) if len(fields) >= 2 and fields[1] == "ii"}
     return [package for package in packages if package not in installed]
 
 
@@ -153,6 +152,7 @@ def unit_state(unit):
     def answer(verb):
         done = subprocess.run(["systemctl", verb, unit], capture_output=True, text=True, check=False)
         return done.stdout.strip()
+
     return {"enabled": answer("is-enabled") == "enabled", "active": answer("is-active") == "active"}
 
 

@@ -88,15 +88,12 @@ def _port_list_errors(name, values, errors):
     """Check a list of "PORT[/PROTO]" entries; return the valid ones as (index, port, proto)."""
     valid = []
     if not isinstance(values, list):
-        errors.append(f"{name}: must be a list of PORT or PORT/PROTO entries, such as \"443/tcp\"")
+        errors.append(f'{name}: must be a list of PORT or PORT/PROTO entries, such as "443/tcp"')
         return valid
     for index, value in enumerate(values):
         spec = _port_spec(value)
         if spec is None:
-            errors.append(
-                f"{name}[{index}]: {value!r} is not PORT or PORT/PROTO "
-                "(PORT 1-65535, PROTO tcp or udp), such as \"443/tcp\""
-            )
+            errors.append(f'{name}[{index}]: {value!r} is not PORT or PORT/PROTO (PORT 1-65535, PROTO tcp or udp), such as "443/tcp"')
         else:
             valid.append((index, spec[0], spec[1]))
     return valid
@@ -180,10 +177,7 @@ def ufw_input_errors(rules, service_ports, denied_ports, ssh_port, ipv6=True):
     for index, port, proto in denied:
         for other_port, other_proto, who in earlier:
             if port == other_port and _protos_overlap(proto, other_proto):
-                errors.append(
-                    f"ufw_denied_ports[{index}]: {_describe(port, proto)} is {who}, which is allowed; "
-                    "a port cannot be both"
-                )
+                errors.append(f"ufw_denied_ports[{index}]: {_describe(port, proto)} is {who}, which is allowed; a port cannot be both")
     earlier.extend((port, proto, f"in ufw_denied_ports[{index}]") for index, port, proto in denied)
 
     if not isinstance(rules, list):
@@ -207,15 +201,8 @@ def ufw_input_errors(rules, service_ports, denied_ports, ssh_port, ipv6=True):
                         "applies first (ufw: first match wins); change that variable instead"
                     )
         for other_index, other in seen:
-            if (
-                port == other["port"]
-                and proto == other["proto"]
-                and normalised["_network"] == other["_network"]
-            ):
-                errors.append(
-                    f"ufw_rules[{index}]: same port, proto and from as ufw_rules[{other_index}]; "
-                    "keep one of them"
-                )
+            if port == other["port"] and proto == other["proto"] and normalised["_network"] == other["_network"]:
+                errors.append(f"ufw_rules[{index}]: same port, proto and from as ufw_rules[{other_index}]; keep one of them")
         seen.append((index, normalised))
     return errors
 

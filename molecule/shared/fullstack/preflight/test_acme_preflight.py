@@ -38,10 +38,11 @@ PROXY = os.environ["PIPELIT_EDGE_PROXY"]
 APP = os.environ["PIPELIT_EDGE_APP"]
 # The application's site in inventories/demo, and a name of the edge it does not use.
 SITES = {
-    "pipelit": ({"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"],
-                 "tls": {"mode": "acme"}}, "vault.test"),
-    "aliasvault": ({"name": "aliasvault", "profile": "aliasvault", "domains": ["vault.test"],
-                    "tls": {"mode": "acme"}}, "pipelit.test"),
+    "pipelit": (
+        {"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"], "tls": {"mode": "acme"}},
+        "vault.test",
+    ),
+    "aliasvault": ({"name": "aliasvault", "profile": "aliasvault", "domains": ["vault.test"], "tls": {"mode": "acme"}}, "pipelit.test"),
 }
 SITE, UNUSED_EDGE_NAME = SITES[APP]
 # The probe's own name on the scenario network (where Pebble runs).
@@ -60,6 +61,7 @@ PREFLIGHT_CHECK_TASK = "TASK [acme_preflight : Resolve each pending domain and f
 def address_of(role):
     """A container's address on the scenario network."""
     import docker
+
     container = docker.from_env().containers.get(f"{role}-{SCENARIO}")
     return container.attrs["NetworkSettings"]["Networks"][f"pipelit-edge-{SCENARIO}"]["IPAddress"]
 
@@ -76,9 +78,10 @@ def site(name, domains):
 def state_digest(edge):
     paths = " ".join(STATE_PATHS)
     return edge.check_output(
-        f"{{ for path in {paths}; do [ -e \"$path\" ] || continue; "
-        "find \"$path\" -type f -print0 | sort -z | xargs -0 -r sha256sum; "
-        "find \"$path\" -type l -printf '%p -> %l\\n' | sort; done; } | sha256sum")
+        f'{{ for path in {paths}; do [ -e "$path" ] || continue; '
+        'find "$path" -type f -print0 | sort -z | xargs -0 -r sha256sum; '
+        "find \"$path\" -type l -printf '%p -> %l\\n' | sort; done; } | sha256sum"
+    )
 
 
 def certbot_runs(edge):
@@ -100,15 +103,17 @@ def run(extra_vars, *options):
     entries in Pebble's journal (pebble_log reads whole seconds)."""
     time.sleep(1)
     started = time.time()
-    result = edge_testing.run_playbook(edge_testing.CONVERGE, "--skip-tags", "firewall", *options,
-                                       extra_vars=extra_vars, result_format="json")
+    result = edge_testing.run_playbook(
+        edge_testing.CONVERGE, "--skip-tags", "firewall", *options, extra_vars=extra_vars, result_format="json"
+    )
     return result, started
 
 
 def curl_status(probe, host, path):
     """(curl's exit code, status, body) of a plain-HTTP GET to the edge's address with this Host."""
-    result = probe.run(shlex.join(["curl", "-sS", "--max-time", "20", "-H", f"Host: {host}",
-                                   "-w", "\n%{http_code}", f"http://{EDGE_IP}{path}"]))
+    result = probe.run(
+        shlex.join(["curl", "-sS", "--max-time", "20", "-H", f"Host: {host}", "-w", "\n%{http_code}", f"http://{EDGE_IP}{path}"])
+    )
     body, _, status = result.stdout.rpartition("\n")
     return result.rc, int(status or 0), body
 
@@ -175,9 +180,11 @@ def test_a_domain_that_resolves_elsewhere_never_reaches_the_proxy_or_the_ca(edge
 def foreign_listener_run(edge, probe):
     """The proxy stopped and another web server on port 80 (an operator's old
     one, say), then a new site on a name of the edge."""
-    edge.check_output(f"systemctl stop {PROXY} && install -d /srv/foreign-web && "
-                      "systemd-run --unit=foreign-web --collect python3 -m http.server 80 --directory /srv/foreign-web && "
-                      "timeout 60 sh -c \"until ss -ltnH 'sport = :80' | grep -q LISTEN; do sleep 0.2; done\"")
+    edge.check_output(
+        f"systemctl stop {PROXY} && install -d /srv/foreign-web && "
+        "systemd-run --unit=foreign-web --collect python3 -m http.server 80 --directory /srv/foreign-web && "
+        "timeout 60 sh -c \"until ss -ltnH 'sport = :80' | grep -q LISTEN; do sleep 0.2; done\""
+    )
     before = state_digest(edge)
     try:
         result, started = run({"proxy_sites": [SITE, site("newsite", [UNUSED_EDGE_NAME])]})
@@ -190,11 +197,13 @@ def foreign_listener_run(edge, probe):
 def test_a_port_80_that_answers_something_else_fails_naming_what_answered(foreign_listener_run):
     result, before, after, pebble_since = foreign_listener_run
     assert result.returncode != 0, result.output
-    message = (f"site 'newsite': domain {UNUSED_EDGE_NAME} resolves to this host, but "
-               f"http://{UNUSED_EDGE_NAME}/.well-known/pipelit-edge-preflight/")
+    message = (
+        f"site 'newsite': domain {UNUSED_EDGE_NAME} resolves to this host, but "
+        f"http://{UNUSED_EDGE_NAME}/.well-known/pipelit-edge-preflight/"
+    )
     assert message in result.output, result.output
     line = next(line for line in result.output.splitlines() if message in line)
-    assert f"answered 404 (Server: SimpleHTTP/" in line and f"from {EDGE_IP}, not the token" in line, line
+    assert "answered 404 (Server: SimpleHTTP/" in line and f"from {EDGE_IP}, not the token" in line, line
     assert not any(task in result.output for task in PROXY_TASKS)
     assert before == after
     assert "POST /order-plz" not in pebble_since and f'Value:"{UNUSED_EDGE_NAME}"' not in pebble_since
@@ -218,8 +227,7 @@ def test_with_the_preflight_disabled_the_same_domain_gets_past_it(edge):
     # pre-flight task runs, and the play goes on to the proxy, which would
     # write the new site.
     before = state_digest(edge)
-    result, _ = run({"proxy_sites": [SITE, site("elsewhere", [ELSEWHERE])], "acme_preflight_enabled": False},
-                    "--check", "--diff")
+    result, _ = run({"proxy_sites": [SITE, site("elsewhere", [ELSEWHERE])], "acme_preflight_enabled": False}, "--check", "--diff")
     # Skipped tasks are not shown (display_skipped_hosts: false): not even
     # the pre-flight's read of the host ran (only the role's argument check).
     assert "TASK [acme_preflight : Read which acme domains" not in result.output, result.output
@@ -244,10 +252,8 @@ def older_proxy_run(edge, probe):
     pre-flight left it (its live configuration does not serve the pre-flight
     path), then a new site on a name of the edge. Afterwards the scenario's
     own sites again."""
-    live = {"nginx": "/etc/nginx/nginx.conf /etc/nginx/sites-available/pipelit-edge-*.conf",
-            "caddy": "/etc/caddy/Caddyfile"}[PROXY]
-    edge.check_output(f"sed -i 's#/.well-known/pipelit-edge-preflight/#/.well-known/older-version/#' {live} "
-                      f"&& systemctl reload {PROXY}")
+    live = {"nginx": "/etc/nginx/nginx.conf /etc/nginx/sites-available/pipelit-edge-*.conf", "caddy": "/etc/caddy/Caddyfile"}[PROXY]
+    edge.check_output(f"sed -i 's#/.well-known/pipelit-edge-preflight/#/.well-known/older-version/#' {live} && systemctl reload {PROXY}")
     # The control: a token in the pre-flight directory is no longer served
     # (once the reload took: nginx's old workers serve until the master has
     # started new ones).
@@ -276,8 +282,10 @@ def test_a_proxy_from_before_the_preflight_gets_the_dns_check_only_once(older_pr
     result, pebble_since, live_markers = older_proxy_run
     assert result.returncode == 0, result.output
     words = " ".join(result.output.split())
-    assert (f"ACME pre-flight: {PROXY} on port 80 does not serve /.well-known/pipelit-edge-preflight/ yet" in words
-            and f"for {UNUSED_EDGE_NAME} only DNS is checked this run" in words), result.output
+    assert (
+        f"ACME pre-flight: {PROXY} on port 80 does not serve /.well-known/pipelit-edge-preflight/ yet" in words
+        and f"for {UNUSED_EDGE_NAME} only DNS is checked this run" in words
+    ), result.output
     assert PREFLIGHT_CHECK_TASK in result.output
     assert f'Value:"{UNUSED_EDGE_NAME}"' in pebble_since, pebble_since
     # The run put the path back into the live configuration.

@@ -29,6 +29,7 @@ OVER_SSH = os.environ.get("PIPELIT_EDGE_OVER_SSH") == "true"
 def edge_network_address():
     """The edge container's address on the scenario network."""
     import docker
+
     container = docker.from_env().containers.get(EDGE_HOST)
     return container.attrs["NetworkSettings"]["Networks"][f"pipelit-edge-{SCENARIO}"]["IPAddress"]
 

@@ -4,16 +4,21 @@ proxy's routes (the stand-in routes /, /api and /admin as AliasVault's does)."""
 import json
 
 import pytest
-
 from conftest import APP, PEBBLE_ROOT, curl
 
 pytestmark = pytest.mark.skipif(APP != "aliasvault", reason="the AliasVault scenario's routes")
 
 
-@pytest.mark.parametrize("path,route", [
-    ("/", "client"), ("/vaults/abc?x=1", "client"), ("/api/v1/Auth/status", "api"),
-    ("/admin", "admin"), ("/admin/users/%2Fodd", "admin"),
-])
+@pytest.mark.parametrize(
+    "path,route",
+    [
+        ("/", "client"),
+        ("/vaults/abc?x=1", "client"),
+        ("/api/v1/Auth/status", "api"),
+        ("/admin", "admin"),
+        ("/admin/users/%2Fodd", "admin"),
+    ],
+)
 def test_each_path_reaches_its_route_untouched(probe, path, route):
     response = curl(probe, f"https://vault.test{path}", ca=PEBBLE_ROOT)
     assert response.status == 200

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import EDGE_HOST, OVER_SSH, edge_network_address
 
 pytestmark = pytest.mark.skipif(not OVER_SSH, reason="the edge is entered through Docker in this scenario")
@@ -27,11 +26,35 @@ def fresh_ssh(ssh_settings, command, port=None):
     """A new ssh process with no shared master connection: the operator's next login."""
     ssh_port, user, key = ssh_settings
     return subprocess.run(
-        ["ssh", "-i", str(key), "-p", str(port or ssh_port),
-         "-o", "BatchMode=yes", "-o", "ConnectTimeout=30", "-o", "ControlMaster=no", "-o", "ControlPath=none",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-         f"{user}@{edge_network_address()}", command],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False)
+        [
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(port or ssh_port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=30",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user}@{edge_network_address()}",
+            command,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_a_fresh_ssh_login_works_after_the_firewall_is_on(ssh_settings, edge):
@@ -47,4 +70,3 @@ def test_the_firewall_allows_the_session_port_and_not_22(ssh_settings, edge):
     targets = {fields[0] for fields in rules if fields and fields[0][0].isdigit()}
     assert f"{ssh_port}/tcp" in targets, targets
     assert not {"22", "22/tcp"} & targets, targets
-

@@ -1,7 +1,6 @@
 """The deploy playbook on a configured host: an honest --check --diff, and its tags."""
 
 import pytest
-
 from conftest import CONFIG_PATHS, CONVERGE, PROXY, SITE, run_playbook
 from edge_testing import config_digest
 
@@ -26,8 +25,7 @@ def check_run(edge):
     """One check run on the configured host with one change in the model
     (a new body limit): its result, and the configuration's digest before it."""
     before = config_digest(edge, CONFIG_PATHS)
-    site = {"name": SITE["site"], "profile": SITE["site"], "domains": SITE["domains"], "tls": {"mode": "acme"},
-            "max_body_size": "7m"}
+    site = {"name": SITE["site"], "profile": SITE["site"], "domains": SITE["domains"], "tls": {"mode": "acme"}, "max_body_size": "7m"}
     result = run_playbook(CONVERGE, "--check", "--diff", extra_vars={"proxy_sites": [site]})
     return result, before
 

@@ -1,7 +1,6 @@
 """playbooks/verify.yml against the deployed edge: it passes, and it fails when it should."""
 
 import pytest
-
 from conftest import EDGE_ADDRESS, EDGE_HOST, PEBBLE_ROOT, SITE, VERIFY, rows, run_playbook
 
 
@@ -63,12 +62,15 @@ def test_fails_naming_the_site_when_the_backend_is_down(edge):
     assert f"site '{SITE['site']}': websocket wss://{SITE['domains'][0]}{SITE['websocket']}: upgrade refused" in result.output
 
 
-@pytest.mark.parametrize("extra_vars,expected", [
-    # A certificate with too few days left (every real one has fewer than 100,000).
-    ({"edge_verify_min_days_valid": 100000}, "days left"),
-    # Pebble's certificates against the system trust store: the chain must not verify.
-    ({"edge_verify_ca_bundle": ""}, "handshake failed"),
-])
+@pytest.mark.parametrize(
+    "extra_vars,expected",
+    [
+        # A certificate with too few days left (every real one has fewer than 100,000).
+        ({"edge_verify_min_days_valid": 100000}, "days left"),
+        # Pebble's certificates against the system trust store: the chain must not verify.
+        ({"edge_verify_ca_bundle": ""}, "handshake failed"),
+    ],
+)
 def test_fails_naming_the_certificate(extra_vars, expected):
     result = run_playbook(VERIFY, extra_vars=extra_vars)
     assert result.returncode != 0

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from edge_testing import curl, edge, probe, run_converge, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
 from edge_testing import config_digest as digest_of  # noqa: E402
+from edge_testing import curl, edge, probe, run_converge, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
 
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
 
@@ -57,8 +57,9 @@ FLAVOURS = {
         "config_paths": ["/etc/caddy", "/etc/systemd/system/caddy.service.d"],
         # The operator switches to their own certificate before the files are
         # on the host: the model accepts the paths, `caddy validate` cannot load them.
-        "broken_change": {"tls": {"mode": "files", "certificate": "/etc/ssl/pipelit/fullchain.pem",
-                                  "certificate_key": "/etc/ssl/pipelit/privkey.pem"}},
+        "broken_change": {
+            "tls": {"mode": "files", "certificate": "/etc/ssl/pipelit/fullchain.pem", "certificate_key": "/etc/ssl/pipelit/privkey.pem"}
+        },
         "broken_message": "loading certificates: open /etc/ssl/pipelit/fullchain.pem: no such file or directory",
         "log_dirs": ["/var/log/caddy"],
         "unit": "caddy",
@@ -91,9 +92,11 @@ def ca_files(edge, probe):
 @pytest.fixture(scope="session")
 def fetch(probe, ca_files):
     """fetch(url, *curl options): over HTTPS, trusting the site's own certificate."""
+
     def _fetch(url, *options):
         host = url.split("/")[2].split(":")[0]
         return curl(probe, url, *options, ca=ca_files[SITE_OF[host]])
+
     return _fetch
 
 
@@ -109,9 +112,11 @@ def idle_socket(probe, ca_files):
     # A name of its own, so a job left over from an earlier session cannot
     # touch this session's report.
     report = f"/tmp/ws-idle-{uuid.uuid4().hex}.json"
-    probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=idle-secret' "
-              f"--cafile {ca_files['pipelit']} --idle {IDLE_SECONDS} > {report}.part 2>&1; "
-              f"mv {report}.part {report}) >/dev/null 2>&1 &")
+    probe.run(
+        f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=idle-secret' "
+        f"--cafile {ca_files['pipelit']} --idle {IDLE_SECONDS} > {report}.part 2>&1; "
+        f"mv {report}.part {report}) >/dev/null 2>&1 &"
+    )
     started = time.monotonic()
     # Several checks wait for it (after_idle_socket): the report, once read.
     seen = {}
@@ -130,6 +135,7 @@ def idle_socket(probe, ca_files):
         if "report" not in seen:
             pytest.fail(f"no report from the idle WebSocket within {IDLE_SECONDS + 60} s")
         return seen["report"]
+
     return wait
 
 

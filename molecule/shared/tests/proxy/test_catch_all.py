@@ -21,8 +21,23 @@ def handshake(probe, address, servername):
 
 def plain_http(probe, address, host, path="/x?y=1"):
     """(curl's exit code, status, redirect) of a plain-HTTP GET with this Host."""
-    result = probe.run(shlex.join(["curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-H", f"Host: {host}",
-                                   "-w", "%{http_code} %{redirect_url}", f"http://{address}{path}"]))
+    result = probe.run(
+        shlex.join(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "20",
+                "-o",
+                "/dev/null",
+                "-H",
+                f"Host: {host}",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                f"http://{address}{path}",
+            ]
+        )
+    )
     status, _, redirect = result.stdout.partition(" ")
     return result.rc, int(status or 0), redirect.strip()
 
@@ -55,8 +70,11 @@ def test_plain_http_for_a_sites_name_still_redirects(probe, edge_address):
     assert (rc, status, redirect) == (0, 308, f"https://{PIPELIT}/x?y=1")
 
 
-@pytest.mark.skipif(PROXY != "nginx", reason="Caddy answers HTTP-01 challenges itself, with no webroot "
-                    "(the pipelit-caddy scenario gets its certificate from Pebble that way)")
+@pytest.mark.skipif(
+    PROXY != "nginx",
+    reason="Caddy answers HTTP-01 challenges itself, with no webroot "
+    "(the pipelit-caddy scenario gets its certificate from Pebble that way)",
+)
 def test_acme_challenges_of_the_sites_names_are_still_served(edge, probe, edge_address):
     token = uuid.uuid4().hex
     path = f"/var/www/pipelit-edge-acme/.well-known/acme-challenge/{token}"

@@ -10,9 +10,9 @@ import yaml
 from conftest import PIPELIT, VAULT
 
 # The list both renderers drop (roles/proxy_sites/defaults/main.yml).
-UNTRUSTED = yaml.safe_load(
-    (Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "roles/proxy_sites/defaults/main.yml").read_text()
-)["proxy_sites_untrusted_request_headers"]
+UNTRUSTED = yaml.safe_load((Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / "roles/proxy_sites/defaults/main.yml").read_text())[
+    "proxy_sites_untrusted_request_headers"
+]
 # Pipelit's profile keeps idle upstream connections 4 s (uvicorn: 5 s).
 PIPELIT_KEEPALIVE_SECONDS = 4
 
@@ -29,8 +29,7 @@ def test_backend_sees_host_scheme_and_client_address(fetch, probe_address):
 def test_client_cannot_spoof_its_address(fetch, probe_address):
     # Pipelit trusts X-Forwarded-For from 127.0.0.1 and has loopback-only
     # endpoints: a client's own claim must never reach it.
-    seen = fetch(f"https://{PIPELIT}/api/x", "-H", "X-Forwarded-For: 127.0.0.1",
-                 "-H", "X-Real-IP: 127.0.0.1").json()
+    seen = fetch(f"https://{PIPELIT}/api/x", "-H", "X-Forwarded-For: 127.0.0.1", "-H", "X-Real-IP: 127.0.0.1").json()
     assert seen["headers"]["x-forwarded-for"] == probe_address
     assert seen["headers"]["x-real-ip"] == probe_address
     assert "127.0.0.1" not in seen["headers"]["x-forwarded-for"]
@@ -69,8 +68,9 @@ def test_upstream_connections_are_kept_alive(probe, ca_files):
 @pytest.mark.parametrize("domain", [PIPELIT, VAULT])
 def test_backend_sees_only_what_the_edge_asserts(fetch, probe_address, domain):
     forged = {name: "for=127.0.0.1" if name == "Forwarded" else "127.0.0.1" for name in UNTRUSTED}
-    forged.update({"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "127.0.0.1",
-                   "X-Real-IP": "127.0.0.1"})
+    forged.update(
+        {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
+    )
     options = [option for name, value in forged.items() for option in ("-H", f"{name}: {value}")]
     seen = fetch(f"https://{domain}/admin/x", *options).json()["headers"]
     assert {"Forwarded", "X-Forwarded-Port", "True-Client-IP", "X-Original-URL"} <= set(UNTRUSTED)

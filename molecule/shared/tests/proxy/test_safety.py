@@ -7,22 +7,30 @@ from conftest import FLAVOUR, PIPELIT, config_digest, run_converge, valid_sites
 # One mistake per site, each site otherwise valid; (site, the mistake, the
 # words the failure must say). The model reports them all in one run.
 BAD_SITES = [
-    ("bad-upstream", {"routes": [{"path": "/", "upstream": "nowhere"}]},
-     "site 'bad-upstream': routes[0].upstream: 'nowhere' is not an upstream"),
-    ("bad-duplicate", {"routes": [{"path": "/a/", "upstream": "app"}, {"path": "/a/", "upstream": "app"}]},
-     "site 'bad-duplicate': routes[1].path: '/a/' is already the path of routes[0]"),
-    ("bad-path", {"routes": [{"path": "ws/", "upstream": "app"}]},
-     "site 'bad-path': routes[0].path: 'ws/' must start with '/'"),
-    ("bad-server", {"upstreams": {"app": {"servers": ["127.0.0.1"]}}},
-     "site 'bad-server': upstreams.app.servers[0]: '127.0.0.1' is not host:port"),
-    ("bad-domain", {"domains": ["exa mple.test"]},
-     "site 'bad-domain': domains[0]: 'exa mple.test' is not a valid lower-case domain name"),
-    ("bad-negative-size", {"max_body_size": "-5m"},
-     "site 'bad-negative-size': max_body_size: '-5m' is not a size"),
-    ("bad-malformed-size", {"max_body_size": "50 MB"},
-     "site 'bad-malformed-size': max_body_size: '50 MB' is not a size"),
-    ("bad-tls-mode", {"tls": {"mode": "letsencrypt"}},
-     "site 'bad-tls-mode': tls.mode: 'letsencrypt' is not one of acme, files, self_signed"),
+    (
+        "bad-upstream",
+        {"routes": [{"path": "/", "upstream": "nowhere"}]},
+        "site 'bad-upstream': routes[0].upstream: 'nowhere' is not an upstream",
+    ),
+    (
+        "bad-duplicate",
+        {"routes": [{"path": "/a/", "upstream": "app"}, {"path": "/a/", "upstream": "app"}]},
+        "site 'bad-duplicate': routes[1].path: '/a/' is already the path of routes[0]",
+    ),
+    ("bad-path", {"routes": [{"path": "ws/", "upstream": "app"}]}, "site 'bad-path': routes[0].path: 'ws/' must start with '/'"),
+    (
+        "bad-server",
+        {"upstreams": {"app": {"servers": ["127.0.0.1"]}}},
+        "site 'bad-server': upstreams.app.servers[0]: '127.0.0.1' is not host:port",
+    ),
+    ("bad-domain", {"domains": ["exa mple.test"]}, "site 'bad-domain': domains[0]: 'exa mple.test' is not a valid lower-case domain name"),
+    ("bad-negative-size", {"max_body_size": "-5m"}, "site 'bad-negative-size': max_body_size: '-5m' is not a size"),
+    ("bad-malformed-size", {"max_body_size": "50 MB"}, "site 'bad-malformed-size': max_body_size: '50 MB' is not a size"),
+    (
+        "bad-tls-mode",
+        {"tls": {"mode": "letsencrypt"}},
+        "site 'bad-tls-mode': tls.mode: 'letsencrypt' is not one of acme, files, self_signed",
+    ),
 ]
 
 

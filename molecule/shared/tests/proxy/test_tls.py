@@ -51,8 +51,7 @@ def test_security_headers(fetch, domain):
 
 def test_security_headers_on_errors_too(fetch):
     # A 413 is the edge's own answer; it still carries HSTS.
-    response = fetch(f"https://{PIPELIT}/upload", "--http1.1", "-X", "POST",
-                     "-H", "Content-Length: 99999999999")
+    response = fetch(f"https://{PIPELIT}/upload", "--http1.1", "-X", "POST", "-H", "Content-Length: 99999999999")
     assert response.status == 413
     assert "strict-transport-security" in response.headers
 
@@ -63,8 +62,9 @@ def sslyze_report(probe, ca_files):
     checked against Mozilla's intermediate configuration; its text report."""
     roots = "/tmp/sslyze-roots.pem"
     probe.check_output(f"cat {' '.join(sorted(ca_files.values()))} > {roots}")
-    result = probe.run(f"PYTHONPATH=/opt/sslyze python3 -m sslyze --mozilla_config=intermediate "
-                       f"--certinfo_ca_file {roots} {PIPELIT}:443 {VAULT}:443 2>&1")
+    result = probe.run(
+        f"PYTHONPATH=/opt/sslyze python3 -m sslyze --mozilla_config=intermediate --certinfo_ca_file {roots} {PIPELIT}:443 {VAULT}:443 2>&1"
+    )
     assert "COMPLIANCE AGAINST TLS CONFIGURATION" in result.stdout, result.stdout
     return result.stdout
 

@@ -18,16 +18,31 @@ import pytest
 from conftest import FLAVOUR, PIPELIT, curl, ws_check
 
 # Each case gets a secret of its own, so a leak names the case.
-SECRETS = {case: f"leak-{case}-{secrets.token_hex(6)}" for case in (
-    "plain", "repeated", "encoded-t", "encoded-e", "upper", "encoded-upper", "middle",
-    "down-ws", "down-api", "down-repeated", "timeout", "too-large")}
+SECRETS = {
+    case: f"leak-{case}-{secrets.token_hex(6)}"
+    for case in (
+        "plain",
+        "repeated",
+        "encoded-t",
+        "encoded-e",
+        "upper",
+        "encoded-upper",
+        "middle",
+        "down-ws",
+        "down-api",
+        "down-repeated",
+        "timeout",
+        "too-large",
+    )
+}
 STAND_IN = "stand-in-pipelit"  # the Pipelit backend's unit on the edge
 
 
 def fetch_quietly(probe, ca, url, *options):
     """A request whose answer does not matter (502, 504, 413): its status."""
-    result = probe.run(shlex.join(["curl", "-sS", "--max-time", "90", "-o", "/dev/null", "-w", "%{http_code}",
-                                   "--cacert", ca, *options, url]))
+    result = probe.run(
+        shlex.join(["curl", "-sS", "--max-time", "90", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", ca, *options, url])
+    )
     return int(result.stdout or 0)
 
 
@@ -54,8 +69,7 @@ def logs_after_failures(edge, probe, ca_files, after_idle_socket):
         for _ in range(3):
             ws_check(probe, f"wss://{PIPELIT}/ws/?token={SECRETS['down-ws']}", ca)
         statuses["down-api"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/x?token={SECRETS['down-api']}")
-        statuses["down-repeated"] = fetch_quietly(
-            probe, ca, f"https://{PIPELIT}/api/x?token={SECRETS['down-repeated']}&token=again")
+        statuses["down-repeated"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/x?token={SECRETS['down-repeated']}&token=again")
     finally:
         edge.check_output(f"systemctl start {STAND_IN}")
         # Started is not listening yet: wait for its port.
@@ -68,8 +82,16 @@ def logs_after_failures(edge, probe, ca_files, after_idle_socket):
         statuses["timeout"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/slow?token={SECRETS['timeout']}")
         waited = time.monotonic() - started
         # A body too large is refused at the edge, backend or not.
-        statuses["too-large"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/upload?token={SECRETS['too-large']}",
-                                              "--http1.1", "-X", "POST", "-H", "Content-Length: 99999999999")
+        statuses["too-large"] = fetch_quietly(
+            probe,
+            ca,
+            f"https://{PIPELIT}/upload?token={SECRETS['too-large']}",
+            "--http1.1",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Length: 99999999999",
+        )
     finally:
         edge.check_output(f"systemctl kill -s SIGCONT {STAND_IN}")
     assert curl(probe, f"https://{PIPELIT}/api/back", ca=ca).status == 200

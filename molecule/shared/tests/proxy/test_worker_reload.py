@@ -36,15 +36,16 @@ def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe
     assert setting, "no worker_shutdown_timeout: an old worker lives as long as its WebSockets"
     bound = seconds(setting.group(1))
     report = f"/tmp/ws-reload-{uuid.uuid4().hex}.json"
-    probe.run(f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=reload-secret' "
-              f"--cafile {ca_files['pipelit']} --wait-close {bound + 60} --opened {report}.open > {report}.part 2>&1; "
-              f"mv {report}.part {report}) >/dev/null 2>&1 &")
+    probe.run(
+        f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=reload-secret' "
+        f"--cafile {ca_files['pipelit']} --wait-close {bound + 60} --opened {report}.open > {report}.part 2>&1; "
+        f"mv {report}.part {report}) >/dev/null 2>&1 &"
+    )
     wait_for_file(probe, f"{report}.open", 60, "the WebSocket did not open and echo")
     old = workers(edge)
     # Both ends of the reload in one command: the edge's clock just before
     # and just after it, so a slow exec is not counted against the bound.
-    reload_started, reload_ended = map(float, edge.check_output(
-        "date +%s.%N; systemctl reload nginx; date +%s.%N").split())
+    reload_started, reload_ended = map(float, edge.check_output("date +%s.%N; systemctl reload nginx; date +%s.%N").split())
 
     wait_for_file(probe, report, bound + 60, "no report from the WebSocket open across the reload (still open?)")
     result = json.loads(probe.file(report).content_string)
