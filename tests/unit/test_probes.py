@@ -1,0 +1,190 @@
+"""The decisions of the modules that probe from outside, with their network
+calls replaced: the ACME pre-flight's verdict per domain
+(roles/acme_preflight/library/acme_preflight_probe.py), the SSH session's
+port (roles/ufw/library/ufw_ssh_session.py), and edge_verify's WebSocket
+frames (roles/edge_verify/library/edge_verify_probe.py). The connections
+themselves are left to the Molecule scenarios."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import sys
+
+import pytest
+from conftest import ROOT
+
+for folder in ("roles/ufw/library", "roles/edge_verify/library"):
+    if str(ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / folder))
+
+import acme_preflight_probe as preflight
+import edge_verify_probe as verify_probe
+import ufw_ssh_session as ssh_session
+
+PARAMS = {"http": True, "path": "/.well-known/pipelit-edge-preflight/", "token": "tok123", "timeout": 1.0}
+ITEM = {"site": "pipelit", "domain": "pipelit.test", "port": 80}
+
+
+def test_addresses_have_one_spelling():
+    assert preflight.normalized("::ffff:192.0.2.1") == "192.0.2.1"
+    assert preflight.normalized("fe80::1%eth0") == "fe80::1"
+    assert preflight.normalized("2001:DB8::1") == "2001:db8::1"
+    assert preflight.normalized("pipelit.test") is None
+
+
+def test_resolve_keeps_getaddrinfos_order_once_each(monkeypatch):
+    answers = [(0, 0, 0, "", ("::ffff:192.0.2.1", 80)), (0, 0, 0, "", ("192.0.2.1", 80)), (0, 0, 0, "", ("2001:db8::1", 80, 0, 0))]
+    monkeypatch.setattr(preflight.socket, "getaddrinfo", lambda domain, port, type: answers)
+    assert preflight.resolve("pipelit.test", 80) == ["192.0.2.1", "2001:db8::1"]
+
+
+def check(monkeypatch, resolved, answers, addresses=("192.0.2.1",), item=ITEM, params=PARAMS):
+    def resolve(domain, port):
+        if isinstance(resolved, Exception):
+            raise resolved
+        return resolved
+
+    monkeypatch.setattr(preflight, "resolve", resolve)
+    monkeypatch.setattr(preflight, "fetch", lambda address, port, domain, path, timeout: answers[address])
+    return preflight.check(item, set(addresses), params)
+
+
+def test_a_domain_that_resolves_here_and_serves_the_token_passes(monkeypatch):
+    result = check(monkeypatch, ["192.0.2.1"], {"192.0.2.1": (200, b"tok123\n", "nginx", "")})
+    assert result["ok"] is True and "failure" not in result
+    assert result["answers"] == [{"address": "192.0.2.1", "status": 200, "token": True}]
+
+
+def test_a_domain_that_does_not_resolve(monkeypatch):
+    result = check(monkeypatch, socket.gaierror("Name or service not known"), {})
+    assert result["ok"] is False
+    assert result["failure"].startswith("site 'pipelit': domain pipelit.test does not resolve from ")
+
+
+def test_a_domain_that_resolves_elsewhere_in_whole_or_in_part(monkeypatch):
+    result = check(monkeypatch, ["198.51.100.7"], {})
+    assert result["failure"] == "site 'pipelit': domain pipelit.test resolves to [198.51.100.7], not this host (192.0.2.1)"
+    result = check(monkeypatch, ["192.0.2.1", "2001:db8::99"], {})
+    assert result["failure"] == (
+        "site 'pipelit': domain pipelit.test resolves to [192.0.2.1, 2001:db8::99], and 2001:db8::99 is not this host (192.0.2.1)"
+    )
+    result = check(monkeypatch, [], {}, addresses=())
+    assert result["failure"] == "site 'pipelit': domain pipelit.test resolves to [], not this host (no address known)"
+
+
+def test_without_http_only_dns_is_checked(monkeypatch):
+    assert check(monkeypatch, ["192.0.2.1"], {}, params={**PARAMS, "http": False})["ok"] is True
+    assert check(monkeypatch, ["192.0.2.1"], {}, item={**ITEM, "http": False})["ok"] is True
+
+
+def test_what_answered_instead_of_the_token_is_named(monkeypatch):
+    answers = {
+        "192.0.2.1": (301, b"", "cloudflare", "https://pipelit.test/"),
+        "2001:db8::1": (None, "no answer (connection refused)", "", ""),
+    }
+    result = check(monkeypatch, ["192.0.2.1", "2001:db8::1"], answers, addresses=("192.0.2.1", "2001:db8::1"), item={**ITEM, "port": 8080})
+    assert result["ok"] is False
+    assert result["failure"] == (
+        "site 'pipelit': domain pipelit.test resolves to this host, but http://pipelit.test:8080/.well-known/pipelit-edge-preflight/tok123: "
+        "answered 301 (Server: cloudflare) to https://pipelit.test/, empty body from 192.0.2.1; "
+        "no answer (connection refused) from 2001:db8::1, not the token"
+    )
+    result = check(monkeypatch, ["192.0.2.1"], {"192.0.2.1": (200, b"<html>" + b"x" * 200, "", "")})
+    assert "answered 200, body '<html>" in result["failure"] and len(result["answers"][0]["answer"]) < 120
+
+
+def test_fetch_names_what_went_wrong(monkeypatch):
+    class Connection:
+        def __init__(self, host, port, timeout):
+            self.host = host
+
+        def request(self, method, path, headers):
+            raise self.error
+
+        def close(self):
+            pass
+
+    for error, answer in (
+        (ConnectionRefusedError(), "no answer (connection refused)"),
+        (TimeoutError(), "no answer within 1 s"),
+        (preflight.http.client.RemoteDisconnected(), "no answer (the connection was closed)"),
+        (OSError("Network is unreachable"), "no answer (Network is unreachable)"),
+    ):
+        Connection.error = error
+        monkeypatch.setattr(preflight.http.client, "HTTPConnection", Connection)
+        assert preflight.fetch("2001:db8::1", 80, "pipelit.test", "/x", 1.0) == (None, answer, "", ""), error
+
+
+# --- ufw_ssh_session ----------------------------------------------------------
+
+
+def test_ssh_connection_is_parsed_strictly():
+    assert ssh_session.parse_ssh_connection("192.0.2.9 50022 192.0.2.1 2222") == ("192.0.2.9 50022 192.0.2.1 2222", 2222)
+    for bad in ("", "192.0.2.9 50022 192.0.2.1", "a b c d", "192.0.2.9 50022 192.0.2.1 70000", "192.0.2.9 x 192.0.2.1 22"):
+        assert ssh_session.parse_ssh_connection(bad) is None, bad
+
+
+def test_the_session_is_found_in_the_first_ancestor_that_holds_it(monkeypatch):
+    parents = {100: 90, 90: 80, 80: 1, 1: 0}
+    environs = {90: OSError("denied"), 80: {"SSH_CONNECTION": "192.0.2.9 50022 192.0.2.1 2222"}}
+
+    def read_environ(pid):
+        value = environs.get(pid, {})
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    monkeypatch.setattr(ssh_session, "read_environ", read_environ)
+    monkeypatch.setattr(ssh_session, "parent_of", parents.__getitem__)
+    result = ssh_session.find_session(100, {"PATH": "/usr/bin"})
+    assert result == {"found": True, "server_port": 2222, "ssh_connection": "192.0.2.9 50022 192.0.2.1 2222", "pid": 80, "unreadable": [90]}
+    environs.pop(80)
+    result = ssh_session.find_session(100, {})
+    assert result["found"] is False and result["server_port"] is None and result["unreadable"] == [90]
+    # A loop in the parents (a reused pid) ends the walk.
+    monkeypatch.setattr(ssh_session, "parent_of", lambda pid: 100)
+    assert ssh_session.find_session(100, {})["found"] is False
+
+
+def test_the_own_process_is_read_from_proc():
+    import os
+
+    assert ssh_session.parent_of(os.getpid()) == os.getppid()
+    assert ssh_session.read_environ(os.getpid()).get("PATH") is not None
+
+
+# --- edge_verify_probe --------------------------------------------------------
+
+
+class Sink:
+    def __init__(self):
+        self.sent = b""
+
+    def sendall(self, data):
+        self.sent += data
+
+
+def test_a_client_frame_is_masked_and_reads_back():
+    sink = Sink()
+    verify_probe.send_frame(sink, 0x1, b"hello")
+    assert sink.sent[0] == 0x81 and sink.sent[1] == 0x80 | 5
+    assert verify_probe.read_frame(io.BytesIO(sink.sent)) == (0x1, b"hello")
+
+
+def test_server_frames_of_every_length_encoding():
+    assert verify_probe.read_frame(io.BytesIO(b"\x82\x03abc")) == (0x2, b"abc")
+    assert verify_probe.read_frame(io.BytesIO(b"\x81\x7e" + struct.pack("!H", 300) + b"x" * 300)) == (0x1, b"x" * 300)
+    assert verify_probe.read_frame(io.BytesIO(b"\x81\x7f" + struct.pack("!Q", 70000) + b"y" * 70000))[1] == b"y" * 70000
+    with pytest.raises(ValueError, match="larger than any answer"):
+        verify_probe.read_frame(io.BytesIO(b"\x81\x7f" + struct.pack("!Q", 1 << 21)))
+    with pytest.raises(ValueError, match="closed before an answer"):
+        verify_probe.read_frame(io.BytesIO(b"\x81"))
+
+
+def test_rows_and_ports():
+    assert verify_probe.row("tls", "a.test", True, "ok") == {"check": "tls", "target": "a.test", "status": "pass", "detail": "ok"}
+    assert verify_probe.row("tls", "a.test", False, "x")["status"] == "fail"
+    assert verify_probe.with_port("a.test", 443, 443) == "a.test"
+    assert verify_probe.with_port("a.test", 8443, 443) == "a.test:8443"
