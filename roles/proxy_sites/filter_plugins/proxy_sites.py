@@ -56,6 +56,8 @@ HEADER_VALUE_FORBIDDEN = '"\\${}'
 PATH_RE = re.compile(r"^/[!$&()+,\-./0-9:=@A-Z\[\]^_`a-z|~]*$")
 # Absolute paths on the host that the renderers write unquoted.
 FILE_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@=,:/-]*$")
+# A query parameter's name, of URL-safe characters (RFC 3986's unreserved).
+SECRET_PARAM_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 # Let's Encrypt (and RFC 8555 CAs generally) issue at most 100 names per certificate.
 ACME_MAX_DOMAINS = 100
 
@@ -69,6 +71,20 @@ SITE_DEFAULTS = {
     "routes": [],
     # Where verify.yml opens WebSockets; None: every WebSocket route's path.
     "verify_websocket_paths": None,
+    # The application's weak spots, declared by its profile (README: the
+    # application's own guards). path_guard: refuse, with 400, a request whose
+    # raw path could name another file to a backend that decodes it and does
+    # not normalise it (filter_plugins/path_guard.py).
+    "path_guard": False,
+    # Paths the edge never forwards (404): the path itself and all below it.
+    "denied_paths": [],
+    # Denied paths (of the profile) this site serves after all.
+    "exposed_paths": [],
+    # Ports the application listens on besides the upstream the edge uses:
+    # the firewall denies them (those a site of the host serves excepted).
+    "backend_ports": [],
+    # Query parameters that carry secrets: their values never reach a log.
+    "secret_query_params": ["token"],
 }
 # Site fields a profile may not set: they are each site's own.
 SITE_ONLY_FIELDS = ("name", "profile", "domains")
@@ -587,6 +603,11 @@ def check_site(raw, profiles, security_headers, tls_dir, errors):
             seen[path] = label
         normal_routes.append(normal)
     verify_paths = check_verify_websocket_paths(name, site["verify_websocket_paths"], normal_routes, errors)
+    if not isinstance(site["path_guard"], bool):
+        errors.add(name, "path_guard", f"must be true or false, not {kind(site['path_guard'])}")
+    denied = check_denied_paths(name, site["denied_paths"], site["exposed_paths"], normal_routes, errors)
+    backend_ports = check_backend_ports(name, site["backend_ports"], errors)
+    secret_params = check_secret_query_params(name, site["secret_query_params"], errors)
     known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls"}
     unknown = set(map(str, site)) - known
     if unknown:
@@ -606,7 +627,96 @@ def check_site(raw, profiles, security_headers, tls_dir, errors):
         "upstreams": [u for u in normal_upstreams if u],
         "routes": normal_routes,
         "verify_websocket_paths": verify_paths,
+        "path_guard": site["path_guard"] is True,
+        "denied_paths": denied,
+        "backend_ports": backend_ports,
+        "secret_query_params": secret_params,
     }
+
+
+def check_denied_paths(name, denied, exposed, routes, errors):
+    """The paths the edge refuses with 404, less those the site exposes; each
+    as {path, base}: base is the path without its trailing '/', and a request
+    for base itself or anything under base/ is refused (so /docs denies /docs
+    and /docs/oauth2-redirect, not /docsearch). Both renderers match the
+    decoded, normalised path, as they match routes."""
+    if not isinstance(denied, list):
+        errors.add(name, "denied_paths", f"must be a list of absolute paths, not {kind(denied)}")
+        denied = []
+    if not isinstance(exposed, list):
+        errors.add(name, "exposed_paths", f"must be a list of paths from denied_paths, not {kind(exposed)}")
+        exposed = []
+    result, seen = [], {}
+    for index, path in enumerate(denied):
+        field = f"denied_paths[{index}]"
+        if not is_text(path) or not PATH_RE.match(path):
+            errors.add(
+                name,
+                field,
+                f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'",
+            )
+            continue
+        base = path.rstrip("/")
+        if not base:
+            errors.add(name, field, "'/' would deny every path; remove the site instead")
+            continue
+        if base in seen:
+            errors.add(name, field, f"'{path}' denies what denied_paths[{seen[base]}] denies already")
+            continue
+        seen[base] = index
+        # A route at or under a denied path: nginx would serve it (the longest
+        # prefix wins), Caddy deny it. A path is served or denied, not both.
+        for route in routes:
+            route_path = route.get("path")
+            if is_text(route_path) and (route_path.rstrip("/") == base or route_path.startswith(base + "/")):
+                errors.add(
+                    name, field, f"'{path}' would deny route '{route_path}'; a path is either routed or denied (drop one, or expose it)"
+                )
+                break
+        result.append({"path": path, "base": base})
+    known = [entry["path"] for entry in result]
+    for index, path in enumerate(exposed):
+        if not is_text(path) or path not in known:
+            errors.add(
+                name,
+                f"exposed_paths[{index}]",
+                f"{kind(path)} is not one of the site's denied_paths (they are: {', '.join(known) or 'none'})",
+            )
+    return [entry for entry in result if entry["path"] not in exposed]
+
+
+def check_backend_ports(name, ports, errors):
+    """The application's own ports, for the firewall to deny."""
+    if not isinstance(ports, list):
+        errors.add(name, "backend_ports", f"must be a list of ports, not {kind(ports)}")
+        return []
+    result = []
+    for index, port in enumerate(ports):
+        if not is_port(port):
+            errors.add(name, f"backend_ports[{index}]", f"{kind(port)} is not a port from 1 to 65535")
+        elif port not in result:
+            result.append(port)
+    return result
+
+
+def check_secret_query_params(name, params, errors):
+    """Names of query parameters whose values are redacted from every log:
+    URL-safe characters only (filter_plugins/redaction.py writes them into
+    both proxies' patterns)."""
+    if not isinstance(params, list):
+        errors.add(name, "secret_query_params", f"must be a list of query parameter names, not {kind(params)}")
+        return []
+    result = []
+    for index, param in enumerate(params):
+        if not is_text(param) or not SECRET_PARAM_RE.match(param):
+            errors.add(
+                name,
+                f"secret_query_params[{index}]",
+                f"{kind(param)} is not a query parameter name (letters, digits, '.', '_', '~' and '-')",
+            )
+        elif param not in result:
+            result.append(param)
+    return result
 
 
 def check_verify_websocket_paths(name, paths, routes, errors):
@@ -781,6 +891,23 @@ def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None)
     return normal, errors.messages
 
 
+def proxy_sites_backend_ports(normal):
+    """The ports the firewall denies for the sites' applications, as
+    'PORT/tcp': every site's backend_ports, less the ports a site of the host
+    serves (the proxy holds those; no backend can listen there)."""
+    served = {site[field] for site in normal for field in ("http_port", "https_port")}
+    ports = {port for site in normal for port in site.get("backend_ports", []) if port not in served}
+    return [f"{port}/tcp" for port in sorted(ports)]
+
+
+def proxy_sites_secret_query_params(normal, fallback=("token",)):
+    """Every site's secret query parameters, once each: one redaction pattern
+    serves every log of the host. With no site, the fallback (the pattern
+    needs a name)."""
+    names = sorted({param for site in normal for param in site.get("secret_query_params", [])})
+    return names or list(fallback)
+
+
 def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
     """Every mistake in the model, one message each (empty when valid)."""
     return check_sites(sites, profiles, security_headers, tls_dir, extra_profiles)[1]
@@ -793,4 +920,9 @@ def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="
 
 class FilterModule:
     def filters(self):
-        return {"proxy_sites_errors": proxy_sites_errors, "proxy_sites_normalize": proxy_sites_normalize}
+        return {
+            "proxy_sites_errors": proxy_sites_errors,
+            "proxy_sites_normalize": proxy_sites_normalize,
+            "proxy_sites_backend_ports": proxy_sites_backend_ports,
+            "proxy_sites_secret_query_params": proxy_sites_secret_query_params,
+        }
