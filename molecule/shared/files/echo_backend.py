@@ -11,7 +11,13 @@ Standard library only: it must run unchanged on Debian 12 (Python 3.11) and
 Debian 13 (Python 3.13) containers with no extra packages.
 
     echo_backend.py --listen 127.0.0.1 --port 8000 [--tls-cert C --tls-key K]
-                    [--name NAME] [--aliasvault-routes] [--quiet]
+                    [--name NAME] [--aliasvault-routes] [--serve-files DIR] [--quiet]
+
+--serve-files DIR gives it Pipelit's flaw on purpose: like Pipelit's UI
+route (`frontend_dist / full_path` when that is a file), a GET whose decoded
+path names a file under DIR, or anywhere the join leads (an absolute or `..`
+path escapes DIR: nothing is normalised), is answered with that file, the raw
+target in X-Echo-Target. The edge's path guard must keep such requests away.
 
 --aliasvault-routes makes it stand in for AliasVault's internal reverse proxy,
 which routes by path: /api to the API (GET /api answers "OK", as AliasVault's
@@ -24,12 +30,13 @@ import base64
 import hashlib
 import http.server
 import json
+import os
 import signal
 import socket
 import ssl
 import struct
 import sys
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 CHUNK = 64 * 1024  # bodies are streamed in pieces of this size
@@ -44,6 +51,7 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
     server_name = "echo"
     quiet = False
     aliasvault_routes = False
+    serve_files = None
 
     def handle(self):
         # The listening socket is wrapped with do_handshake_on_connect=False so
@@ -84,6 +92,11 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             else:  # AliasVault upgrades only its admin's connections
                 self.send_error(404, "no WebSocket on the %s route" % route)
                 self.close_connection = True
+            return
+        # The path as uvicorn takes it: the target up to '?' (urlsplit would
+        # read the "//etc" of "//etc/x" as a host name).
+        raw_path = target.split("?", 1)[0] if target.startswith("/") else parts.path
+        if self.serve_files and self.command == "GET" and self.serve_file(target, raw_path):
             return
         if route == "api" and self.command == "GET" and parts.path == "/api":
             self.drain_body()
@@ -128,6 +141,28 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+    def serve_file(self, target, raw_path):
+        """Pipelit's UI route, flaw included: uvicorn percent-decodes the path
+        (urllib's unquote), Starlette's {full_path:path} drops the first '/',
+        and the join with the directory is never normalised. True when a
+        file was sent."""
+        full_path = unquote(raw_path)[1:]
+        candidate = os.path.join(self.serve_files, full_path)
+        try:
+            if not full_path or not os.path.isfile(candidate):
+                return False
+            with open(candidate, "rb") as handle:
+                content = handle.read()
+        except (ValueError, OSError):  # a NUL in the path, an unreadable file
+            return False
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(content)))
+        self.send_header("X-Echo-Target", target)
+        self.end_headers()
+        self.wfile.write(content)
+        return True
 
     def drain_body(self):
         """Read the request body and return its size, keeping none of it."""
@@ -275,6 +310,7 @@ def main():
     parser.add_argument("--tls-key")
     parser.add_argument("--name", default="echo")
     parser.add_argument("--aliasvault-routes", action="store_true")
+    parser.add_argument("--serve-files", metavar="DIR")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if bool(args.tls_cert) != bool(args.tls_key):
@@ -282,6 +318,7 @@ def main():
 
     EchoHandler.server_name, EchoHandler.quiet = args.name, args.quiet
     EchoHandler.aliasvault_routes = args.aliasvault_routes
+    EchoHandler.serve_files = args.serve_files
     if ":" in args.listen:
         EchoServer.address_family = socket.AF_INET6
     server = EchoServer((args.listen, args.port), EchoHandler)

@@ -39,9 +39,21 @@ def edge_network_address():
 EDGE_ADDRESS = edge_network_address() if OVER_SSH else EDGE_HOST
 
 # The application's site in inventories/demo: its domains, its WebSocket path.
+# backend_ports: the ports verify.yml must find closed and ufw denied, the
+# ufw role's default (8000, 6379) and the profile's own (its backend_ports).
 APPS = {
-    "pipelit": {"site": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"], "websocket": "/ws/"},
-    "aliasvault": {"site": "aliasvault", "domains": ["vault.test"], "websocket": "/admin/_blazor"},
+    "pipelit": {
+        "site": "pipelit",
+        "domains": ["pipelit.test", "www.pipelit.test"],
+        "websocket": "/ws/",
+        "backend_ports": ["8000/tcp", "6379/tcp", "6399/tcp", "8080/tcp", "4000/tcp"],
+    },
+    "aliasvault": {
+        "site": "aliasvault",
+        "domains": ["vault.test"],
+        "websocket": "/admin/_blazor",
+        "backend_ports": ["8000/tcp", "6379/tcp", "8443/tcp"],
+    },
 }
 SITE = APPS[APP]
 # Pebble's issuing root on the probe (molecule/shared/acme.yml).

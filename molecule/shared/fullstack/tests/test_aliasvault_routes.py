@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(APP != "aliasvault", reason="the AliasVault scen
         ("/vaults/abc?x=1", "client"),
         ("/api/v1/Auth/status", "api"),
         ("/admin", "admin"),
-        ("/admin/users/%2Fodd", "admin"),
+        ("/admin/users/a%40b%20c", "admin"),
+        ("/_framework/blazor.webassembly.js", "client"),
     ],
 )
 def test_each_path_reaches_its_route_untouched(probe, path, route):
@@ -26,6 +27,13 @@ def test_each_path_reaches_its_route_untouched(probe, path, route):
     assert echoed["route"] == route
     assert echoed["target"] == path
     assert echoed["tls"] is True
+
+
+@pytest.mark.parametrize("path", ["/admin/users/%2Fodd", "//api/v1/Auth/status", "/api/../admin"])
+def test_ambiguous_paths_are_refused_before_aliasvault(probe, path):
+    # The aliasvault profile's path guard: none of AliasVault's routes (the
+    # client, /api, /admin and its hub, above) needs such a path.
+    assert curl(probe, f"https://vault.test{path}", "--path-as-is", ca=PEBBLE_ROOT).status == 400
 
 
 def test_the_health_check_answers_ok(probe):

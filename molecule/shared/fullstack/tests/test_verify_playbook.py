@@ -1,5 +1,7 @@
 """playbooks/verify.yml against the deployed edge: it passes, and it fails when it should."""
 
+import re
+
 import pytest
 from conftest import EDGE_ADDRESS, EDGE_HOST, PEBBLE_ROOT, SITE, VERIFY, rows, run_playbook
 
@@ -13,9 +15,9 @@ def test_every_check_passes(verify_run):
         assert (site, "certificate", domain) in passed
     assert (site, "headers", f"https://{SITE['domains'][0]}/") in passed
     assert (site, "websocket", f"wss://{SITE['domains'][0]}{SITE['websocket']}") in passed
-    for port in ("8000/tcp", "6379/tcp"):
+    for port in SITE["backend_ports"]:
         assert ("-", "closed port", f"{EDGE_ADDRESS}:{port}") in passed
-    for target in ("ufw", "policy", "80/tcp", "443/tcp", "8000/tcp", "6379/tcp"):
+    for target in ("ufw", "policy", "80/tcp", "443/tcp", *SITE["backend_ports"]):
         assert ("-", "firewall", target) in passed
     assert not rows(verify_run.output, "FAIL")
     assert "0 failed" in verify_run.output
@@ -33,8 +35,29 @@ def test_the_backend_ports_answer_on_the_host_but_not_from_outside(edge, verify_
     # The stand-ins listen on every interface (molecule/shared/fullstack/prepare.yml),
     # so the closed-port checks pass because of the firewall, not by accident.
     listening = edge.check_output("ss -ltnH")
-    assert "0.0.0.0:8000" in listening and "0.0.0.0:6379" in listening
+    for port in SITE["backend_ports"]:
+        assert f"0.0.0.0:{port.split('/')[0]}" in listening
     assert edge.run("python3 -c \"import socket; socket.create_connection(('127.0.0.1', 6379), 3)\"").rc == 0
+
+
+def test_ufw_denies_every_port_the_profile_declares(edge):
+    # Explicit rules, so `ufw status` names each one (the default policy
+    # would drop them silently), for IPv4 and IPv6.
+    status = edge.check_output("ufw status")
+    for port in SITE["backend_ports"]:
+        assert len(re.findall(rf"^{re.escape(port)}(?: \(v6\))?\s+DENY\s+Anywhere", status, re.M)) == 2, status
+
+
+def test_the_probe_reaches_no_backend_port_that_listens_on_every_interface(edge, probe):
+    # From the probe (the internet), a listener on 0.0.0.0 of each declared
+    # port stays unreachable; from the edge itself, on its network address,
+    # the same listener answers (so the port is closed by the firewall).
+    address = probe.check_output(f"getent hosts {SITE['domains'][0]}").split()[0]
+    for port in SITE["backend_ports"]:
+        number = port.split("/")[0]
+        connect = f"python3 -c \"import socket; socket.create_connection(('{address}', {number}), 3)\""
+        assert edge.run(connect).rc == 0, f"nothing listens on {address}:{number} on the edge"
+        assert probe.run(connect).rc != 0, f"the probe reached {address}:{number}"
 
 
 def test_fails_naming_the_port_when_the_firewall_lets_redis_in(edge):

@@ -36,7 +36,9 @@ def test_client_cannot_spoof_its_address(fetch, probe_address):
 
 
 @pytest.mark.parametrize("domain,upstream", [(PIPELIT, "pipelit"), (VAULT, "aliasvault")])
-@pytest.mark.parametrize("target", ["/api/x?y=1", "/admin/a%2Fb/c?q=%20&r=1", "/"])
+# (An encoded '/' in the path is refused by both profiles' path guard:
+# test_application_guards.py.)
+@pytest.mark.parametrize("target", ["/api/x?y=1", "/admin/a%20b/c?q=%2F&r=1", "/"])
 def test_paths_reach_the_backend_untouched(fetch, domain, upstream, target):
     seen = fetch(f"https://{domain}{target}").json()
     assert seen["name"] == upstream
@@ -73,7 +75,8 @@ def test_backend_sees_only_what_the_edge_asserts(fetch, probe_address, domain):
     )
     options = [option for name, value in forged.items() for option in ("-H", f"{name}: {value}")]
     seen = fetch(f"https://{domain}/admin/x", *options).json()["headers"]
-    assert {"Forwarded", "X-Forwarded-Port", "True-Client-IP", "X-Original-URL"} <= set(UNTRUSTED)
+    # httpoxy's Proxy and the forwarding headers' misspellings among them.
+    assert {"Forwarded", "X-Forwarded-Port", "True-Client-IP", "X-Original-URL", "Proxy", "X-Forwarded", "Forwarded-For"} <= set(UNTRUSTED)
     leaked = sorted(name for name in UNTRUSTED if name.lower() in seen)
     assert leaked == [], f"client headers that reached the backend: {leaked}"
     assert seen["x-forwarded-proto"] == "https"

@@ -28,9 +28,13 @@ SECRETS = {
         "upper",
         "encoded-upper",
         "middle",
+        "api-key",
+        "api-key-encoded",
+        "api-key-upper",
         "down-ws",
         "down-api",
         "down-repeated",
+        "down-api-key",
         "timeout",
         "too-large",
     )
@@ -60,6 +64,11 @@ def logs_after_failures(edge, probe, ca_files, after_idle_socket):
         "upper": "TOKEN={}",
         "encoded-upper": "%54OKEN={}&x=1",
         "middle": "a=1&token={}&b=2",
+        # Pipelit's webhook trigger takes its key as ?api_key= (the profile's
+        # secret_query_params), under the same spellings.
+        "api-key": "api_key={}",
+        "api-key-encoded": "api%5Fkey={}&x=1",
+        "api-key-upper": "API_KEY={}",
     }.items():
         statuses[case] = fetch_quietly(probe, ca, f"https://{PIPELIT}/ws/?{query.format(SECRETS[case])}")
 
@@ -70,6 +79,7 @@ def logs_after_failures(edge, probe, ca_files, after_idle_socket):
             ws_check(probe, f"wss://{PIPELIT}/ws/?token={SECRETS['down-ws']}", ca)
         statuses["down-api"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/x?token={SECRETS['down-api']}")
         statuses["down-repeated"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/x?token={SECRETS['down-repeated']}&token=again")
+        statuses["down-api-key"] = fetch_quietly(probe, ca, f"https://{PIPELIT}/api/v1/hooks/x?api_key={SECRETS['down-api-key']}")
     finally:
         edge.check_output(f"systemctl start {STAND_IN}")
         # Started is not listening yet: wait for its port.
@@ -121,3 +131,4 @@ def test_the_requests_are_logged_without_their_tokens(logs_after_failures):
     for path in ("/api/x?", "/api/slow?", "/upload?"):
         assert path in access
     assert "token=REDACTED" in access
+    assert "api_key=REDACTED" in access
