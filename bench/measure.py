@@ -39,6 +39,7 @@ FULL = {
     "ws_samples": 400,
     "tls_seconds": 8,
     "tls_processes": 4,
+    "guard_rounds": 3,
 }
 SMOKE = {
     "duration": 2,
@@ -50,6 +51,7 @@ SMOKE = {
     "ws_samples": 40,
     "tls_seconds": 2,
     "tls_processes": 2,
+    "guard_rounds": 1,
 }
 
 problems = []  # measurements that could not be made
@@ -197,6 +199,55 @@ def throughput(cfg):
         )
         if row["result"] and direct and direct["rps"]:
             row["result"]["of_direct"] = round(row["result"]["rps"] / direct["rps"], 3)
+    return rows
+
+
+def guard_cost(cfg):
+    """What the pipelit profile's guards (path_guard's regular expression on
+    the raw URI, denied_paths' locations or matchers) cost per request: the
+    same proxy, backend and certificate type, through the guarded site and an
+    unguarded twin (molecule/bench/vars/sites.yml), in alternating runs, the
+    median of each."""
+    rows = []
+    try:
+        use_backend("asyncio")
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        problems.append(f"guard cost: stand-in asyncio: {exc}")
+        return rows
+    for edge in (NGINX, CADDY):
+        name = PROXY_PROCESS[edge]
+        runs = {"guarded": [], "unguarded": []}
+        for _ in range(cfg["guard_rounds"]):
+            for kind, host in (("guarded", f"{name}.bench.test"), ("unguarded", f"unguarded-{name}.bench.test")):
+                log(f"guard cost {name} {kind}")
+                try:
+                    cpu_before = cpu_seconds(edge)
+                    result = wrk(f"https://{host}:443/health", cfg)
+                    cpu_after = cpu_seconds(edge)
+                    if result["requests"] == 0 or result["non_2xx"] or result["socket_errors"]:
+                        raise RuntimeError(
+                            f"{result['requests']} requests, {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors"
+                        )
+                    result["proxy_cpu_us"] = (cpu_after.get("proxy", 0) - cpu_before.get("proxy", 0)) * 1e6 / result["requests"]
+                    runs[kind].append(result)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    problems.append(f"guard cost {name} {kind}: {exc}")
+        if not (runs["guarded"] and runs["unguarded"]):
+            continue
+        guarded = {key: statistics.median(r[key] for r in runs["guarded"]) for key in ("rps", "proxy_cpu_us")}
+        unguarded = {key: statistics.median(r[key] for r in runs["unguarded"]) for key in ("rps", "proxy_cpu_us")}
+        rows.append(
+            {
+                "proxy": name,
+                "runs_each": len(runs["guarded"]),
+                "guarded_rps": round(guarded["rps"]),
+                "unguarded_rps": round(unguarded["rps"]),
+                "rps_ratio": round(guarded["rps"] / unguarded["rps"], 3),
+                "guarded_proxy_cpu_us": round(guarded["proxy_cpu_us"], 1),
+                "unguarded_proxy_cpu_us": round(unguarded["proxy_cpu_us"], 1),
+                "guard_cpu_us": round(guarded["proxy_cpu_us"] - unguarded["proxy_cpu_us"], 1),
+            }
+        )
     return rows
 
 
@@ -427,6 +478,22 @@ def markdown(data):
             f"({r['tw_upstream_after'] - r['tw_upstream_before']}) | {r.get('other_containers', '?')} |"
         )
     add("")
+    add("### What the application's guards cost (path_guard and denied_paths)")
+    add("")
+    add(
+        "`asyncio /health` through the pipelit site (the profile's guards on) and an unguarded twin "
+        "(same proxy, certificate type and backend), alternating, the median of each; proxy CPU per request "
+        "from /proc, so the difference is the guards' cost give or take the runs' noise."
+    )
+    add("")
+    add("| proxy | runs each | guarded req/s | unguarded req/s | guarded / unguarded | proxy CPU µs/req guarded | unguarded | difference |")
+    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in data.get("guard_cost", []):
+        add(
+            f"| {row['proxy']} | {row['runs_each']} | {row['guarded_rps']} | {row['unguarded_rps']} | {row['rps_ratio']:.3f} | "
+            f"{row['guarded_proxy_cpu_us']} | {row['unguarded_proxy_cpu_us']} | {row['guard_cpu_us']} |"
+        )
+    add("")
     add("### Idle WebSockets")
     add("")
     add(
@@ -488,6 +555,7 @@ def main():
     data = {"smoke": args.smoke, "command": args.command, "settings": cfg, "machine": machine()}
     data["ansible"] = ansible_runs(args.ansible)
     data["throughput"] = throughput(cfg)
+    data["guard_cost"] = guard_cost(cfg)
     data["websockets"] = websockets(cfg)
     data["handshakes"] = handshakes(cfg)
     data["problems"] = problems
