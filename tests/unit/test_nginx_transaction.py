@@ -73,7 +73,7 @@ def staging(tmp_path):
 
 def args_for(staging, tmp_path, sites=(SITE,), check=False):
     return types.SimpleNamespace(
-        staging=str(staging), quarantine=str(tmp_path / "quarantine"), prefix=PREFIX, check=check, sites=list(sites)
+        staging=str(staging), quarantine=str(tmp_path / "quarantine"), prefix=PREFIX, check=check, sites=list(sites), replacing=[]
     )
 
 
@@ -114,7 +114,7 @@ def test_commit_applies_the_plan_and_a_second_run_changes_nothing(etc, staging, 
     assert os.path.basename(moved) == "default" and os.path.basename(os.path.dirname(moved)) == "sites-enabled"
     # The candidate was checked: nginx -t and nginx -T on the scratch copy, then the ports.
     calls = tool.subprocess.calls
-    assert [c[:2] for c in calls] == [["nginx", "-t"], ["nginx", "-T"], ["ss", "-Hltnp"]]
+    assert [c[:2] for c in calls] == [["nginx", "-t"], ["nginx", "-T"], ["ss", "-Hltnpe"]]
     assert not calls[0][-1].startswith(str(etc))
     assert tool.commit(args_for(staging, tmp_path)) == []
     # No temporary file or backup left behind.
@@ -264,7 +264,7 @@ def test_listeners_and_serving(monkeypatch, tmp_path):
         "short line\n"
     )
     monkeypatch.setattr(tool, "subprocess", FakeSubprocess(ss=ss))
-    assert tool.listeners() == {80: [("nginx", "7"), ("nginx", "8")], 6379: [("(unnamed)", "?")]}
+    assert tool.listeners() == {80: [("nginx", "7", None), ("nginx", "8", None)], 6379: [("(unnamed)", "?", None)]}
     assert tool.foreign_holders([80, 443]) == []
     log = tmp_path / "error.log"
     log.write_text("old [emerg] line\n")
@@ -290,3 +290,25 @@ def test_main_prints_the_changes_or_the_failure(etc, staging, tmp_path, monkeypa
     monkeypatch.setattr(sys, "argv", [a for a in argv if a != "--check"])
     assert tool.main() == 1
     assert capsys.readouterr().err == "pipelit-edge-nginx commit: the new configuration fails nginx -t:\nnginx: [emerg] bad\n"
+
+
+def test_the_other_proxys_ports_count_as_free_only_when_it_is_being_replaced(monkeypatch):
+    # Caddy's sockets: named where /proc tells, by their owner where it does
+    # not (Caddy's capability makes its /proc entries private).
+    ss = (
+        'LISTEN 0 4096 *:80 *:* users:(("caddy",pid=9,fd=7)) uid:998 ino:1 sk:1\n'
+        "LISTEN 0 4096 *:443 *:* uid:998 ino:2 sk:2\n"
+        'LISTEN 0 128 0.0.0.0:8443 0.0.0.0:* users:(("python3",pid=5,fd=3)) ino:3 sk:3\n'
+    )
+    monkeypatch.setattr(tool, "subprocess", FakeSubprocess(ss=ss))
+    monkeypatch.setattr(tool, "user_id", lambda name: {"caddy": 998}.get(name))
+    assert tool.foreign_holders([80, 443]) == [
+        "port 80 is in use by another program: caddy (pid 9)",
+        "port 443 is in use by another program: (unnamed) (pid ?, uid 998)",
+    ]
+    assert tool.foreign_holders([80, 443], replacing=["caddy"]) == []
+    # Only the replaced program: anyone else still blocks the change.
+    assert tool.foreign_holders([443, 8443], replacing=["caddy"]) == ["port 8443 is in use by another program: python3 (pid 5)"]
+    with pytest.raises(tool.Failure, match="nginx could not listen where this configuration asks"):
+        tool.check_ports([8443], ["caddy"])
+    assert tool.user_id("no-such-user-here") is None
