@@ -52,7 +52,11 @@ REFUSALS = [
     ("not-a-list", {"name": "x"}, "site '*': proxy_sites: must be a list of sites, not a mapping"),
     ("site-not-a-mapping", ["x"], "site '#0': site: must be a mapping with name, domains, tls, upstreams and routes, not 'x'"),
     ("name-upper-case", [plain("Bad")], "site 'Bad': name: must be lower-case letters"),
-    ("name-missing", [{k: v for k, v in plain().items() if k != "name"}], "site 'None': name: must be lower-case letters"),
+    (
+        "name-missing",
+        [{k: v for k, v in plain().items() if k != "name"}],
+        "site '#0': name: every site needs a name (lower-case letters, digits, '-' and '_'), not null",
+    ),
     (
         "domains-missing",
         [plain(domains=[])],
@@ -433,12 +437,16 @@ def test_not_sizes(value):
     assert model.parse_size(value) is None
 
 
-@pytest.mark.parametrize("value,seconds", [("500ms", 1), ("1500ms", 1), ("60s", 60), ("5m", 300), ("24h", 86400), ("8784h", 366 * 86400)])
+@pytest.mark.parametrize(
+    "value,seconds", [("1000ms", 1), ("2000ms", 2), ("1s", 1), ("60s", 60), ("5m", 300), ("24h", 86400), ("8784h", 366 * 86400)]
+)
 def test_durations(value, seconds):
     assert model.parse_duration(value) == seconds
 
 
-@pytest.mark.parametrize("value", ["8785h", "60", "1d", "1.5s", 60, None])
+# Under a second, or not whole seconds: nginx would read 1s, Caddy 0 as no
+# timeout at all (issue 19: WebSockets died after a second).
+@pytest.mark.parametrize("value", ["8785h", "60", "1d", "1.5s", 60, None, "0s", "0h", "0m", "0ms", "500ms", "999ms", "1500ms"])
 def test_not_durations(value):
     assert model.parse_duration(value) is None
 

@@ -33,7 +33,7 @@ SIZE_RE = re.compile(r"^(\d+)([kmg]?)$", re.IGNORECASE)
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # nginx keeps sizes in off_t and Caddy in int64: anything larger fails their checks.
 SIZE_MAX = 2**63 - 1
-# Durations both nginx and Caddy (Go) understand.
+# Durations both nginx and Caddy (Go) understand (parse_duration: whole seconds).
 DURATION_RE = re.compile(r"^(\d+)(ms|s|m|h)$")
 DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 # A year: nginx's timers and Go's durations both hold it; longer ones overflow
@@ -152,13 +152,19 @@ def parse_size(value):
 
 
 def parse_duration(value):
-    """'86400s' -> 86400 (whole seconds, at least 1); None when malformed or over a year."""
+    """'86400s' -> 86400; None when malformed, over a year, under a second or
+    not a whole number of seconds. The renderers write whole seconds: '0s'
+    or '500ms' would become nginx's 1s (and 0 means "no timeout" to Caddy),
+    '1500ms' would become 1s; so those are refused rather than misread."""
     if not is_text(value):
         return None
     match = DURATION_RE.match(value.strip())
     if not match:
         return None
-    seconds = max(1, int(int(match.group(1)) * DURATION_SECONDS[match.group(2)]))
+    milliseconds = int(match.group(1)) * int(DURATION_SECONDS[match.group(2)] * 1000)
+    if milliseconds < 1000 or milliseconds % 1000:
+        return None
+    seconds = milliseconds // 1000
     return seconds if seconds <= DURATION_MAX_SECONDS else None
 
 
@@ -389,7 +395,9 @@ def check_upstream(site, key, upstream, errors):
     result["keepalive_timeout_seconds"] = parse_duration(result["keepalive_timeout"])
     if result["keepalive_timeout_seconds"] is None:
         errors.add(
-            site, f"{field}.keepalive_timeout", f"{kind(result['keepalive_timeout'])} is not a duration such as 4s or 60s (a year at most)"
+            site,
+            f"{field}.keepalive_timeout",
+            f"{kind(result['keepalive_timeout'])} is not a duration such as 4s or 60s (whole seconds, from 1s to a year)",
         )
     https = result["scheme"] == "https"
     if result["sni"] is not None:
@@ -458,7 +466,11 @@ def check_route(site, index, label, route, upstream_names, errors):
     for timeout in ("read_timeout", "send_timeout"):
         seconds = parse_duration(result[timeout])
         if seconds is None:
-            errors.add(site, f"{field}.{timeout}", f"{kind(result[timeout])} is not a duration such as 60s, 5m or 24h (a year at most)")
+            errors.add(
+                site,
+                f"{field}.{timeout}",
+                f"{kind(result[timeout])} is not a duration such as 60s, 5m or 24h (whole seconds, from 1s to a year)",
+            )
         result[f"{timeout}_seconds"] = seconds
     if result["max_body_size"] is not None:
         size = parse_size(result["max_body_size"])
@@ -535,11 +547,12 @@ def check_headers(site, security_headers, layers, errors):
     return result
 
 
-def check_site(raw, profiles, security_headers, tls_dir, errors):
+def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=False):
     site, labelled, header_layers = merged_site(raw, profiles, errors)
     name = site.get("name")
     if not is_text(name) or not NAME_RE.match(name):
-        errors.add(str(name), "name", "must be lower-case letters, digits, '-' and '_', starting with a letter or digit")
+        if not name_missing:  # check_sites reported it already
+            errors.add(str(name), "name", "must be lower-case letters, digits, '-' and '_', starting with a letter or digit")
         name = str(name)
     domains = site.get("domains")
     if not isinstance(domains, list) or not domains:
@@ -885,6 +898,15 @@ def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None)
     for index, site in enumerate(sites):
         if not isinstance(site, dict):
             errors.add(f"#{index}", "site", f"must be a mapping with name, domains, tls, upstreams and routes, not {kind(site)}")
+            continue
+        if not is_text(site.get("name")) or not site.get("name"):
+            # No usable name: the site's messages name its place in the list
+            # ('#2'), and its name is reported as missing.
+            errors.add(
+                f"#{index}", "name", f"every site needs a name (lower-case letters, digits, '-' and '_'), not {kind(site.get('name'))}"
+            )
+            site = {**site, "name": f"#{index}"}
+            normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, name_missing=True))
             continue
         normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors))
     check_across_sites(normal, errors)

@@ -1,0 +1,125 @@
+"""Inputs that used to be misread silently (issue 19, item 3): refused by the
+model, or read as what they say. Pure: the model's filter, the role
+defaults' expression with Ansible's own bool filter, the playbooks' checks
+through ansible-playbook on a local inventory (nothing is changed: the
+checks stop the run, and the hosts are never reached)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+from ansible.plugins.filter.core import to_bool
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "roles/proxy_sites/filter_plugins"))
+import proxy_sites  # noqa: E402
+
+DEFAULTS = yaml.safe_load((ROOT / "roles/proxy_sites/defaults/main.yml").read_text())
+
+
+def errors_of(*sites):
+    return proxy_sites.proxy_sites_errors(list(sites), DEFAULTS["proxy_sites_profiles"], DEFAULTS["proxy_sites_security_headers"])
+
+
+def pipelit(**fields):
+    site = {"name": "pipelit", "profile": "pipelit", "domains": ["pipelit.example.com"], "tls": {"mode": "self_signed"}}
+    site.update(fields)
+    return site
+
+
+@pytest.mark.parametrize("value", ["0s", "0h", "500ms", "1500ms"])
+def test_timeouts_under_a_second_or_not_whole_seconds_are_refused(value):
+    # They used to become nginx's 1s: WebSockets died after a second.
+    errors = errors_of(pipelit(routes=[{"path": "/ws/", "read_timeout": value}]))
+    assert (
+        f"site 'pipelit': routes[0].read_timeout: '{value}' is not a duration such as 60s, 5m or 24h (whole seconds, from 1s to a year)"
+        in errors
+    )
+
+
+def test_a_whole_number_of_seconds_in_milliseconds_is_read_as_written():
+    normal = proxy_sites.proxy_sites_normalize(
+        [pipelit(routes=[{"path": "/ws/", "read_timeout": "2000ms"}])], DEFAULTS["proxy_sites_profiles"]
+    )
+    assert next(route for route in normal[0]["routes"] if route["path"] == "/ws/")["read_timeout_seconds"] == 2
+
+
+@pytest.mark.parametrize("name", [None, ""])
+def test_a_site_without_a_name_is_named_by_its_place(name):
+    site = pipelit()
+    site["name"] = name
+    errors = errors_of(pipelit(name="first"), site)
+    assert any(error.startswith("site '#1': name: every site needs a name") for error in errors), errors
+    assert not any("'None'" in error for error in errors), errors
+
+
+def test_a_site_whose_name_key_is_missing_is_named_by_its_place():
+    site = pipelit()
+    del site["name"]
+    assert errors_of(site) == ["site '#0': name: every site needs a name (lower-case letters, digits, '-' and '_'), not null"]
+
+
+def directory_url(staging):
+    """proxy_sites_acme_directory_url as the role's defaults compute it, with
+    Ansible's bool filter, for a value given as an extra var (a string)."""
+    expression = DEFAULTS["proxy_sites_acme_directory_url"]
+    environment = jinja2.Environment()
+    environment.filters["bool"] = to_bool
+    return environment.from_string(expression).render(proxy_sites_acme_staging=staging)
+
+
+@pytest.mark.parametrize("staging", ["false", "no", "0", "off", "False", False])
+def test_staging_given_as_a_false_string_selects_production(staging):
+    assert directory_url(staging) == "https://acme-v02.api.letsencrypt.org/directory"
+
+
+@pytest.mark.parametrize("staging", ["true", "yes", "1", True])
+def test_staging_given_as_a_true_string_selects_staging(staging):
+    assert directory_url(staging) == "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+
+def playbook_run(tmp_path, playbook, extra_vars):
+    """ansible-playbook on a one-host inventory that is never reached: the
+    checks under test come before any task touches a host."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"edge_hosts": {"children": {"pipelit_edge": {"hosts": {"edge.invalid": {}}}}}}))
+    env = {**os.environ, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    done = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra_vars)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+        cwd=ROOT,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("playbook", ["edge.yml", "verify.yml"])
+def test_a_group_that_names_no_host_fails_the_run(tmp_path, playbook):
+    rc, output = playbook_run(tmp_path, playbook, {"edge_group": "pipelit_egde", "edge_proxy": "nginx"})
+    assert rc != 0
+    assert "'pipelit_egde' names no host of the inventory" in output
+    assert "its groups are: edge_hosts, pipelit_edge" in output
+
+
+@pytest.mark.parametrize("serial", [-1, 0.5, "101%", "0%", [1, -2]])
+def test_a_batch_size_that_means_nothing_is_refused(tmp_path, serial):
+    rc, output = playbook_run(tmp_path, "edge.yml", {"edge_serial": serial, "edge_proxy": "nginx", "ansible_connection": "local"})
+    assert rc != 0
+    assert "edge_serial must be a whole number of hosts" in output, output[-2000:]
+    assert "TASK [proxy_sites" not in output  # stopped before the first role
+
+
+def test_a_failure_percentage_over_100_is_refused(tmp_path):
+    rc, output = playbook_run(tmp_path, "edge.yml", {"edge_max_fail_percentage": 150, "edge_proxy": "nginx", "ansible_connection": "local"})
+    assert rc != 0
+    assert "edge_max_fail_percentage a whole number from 0 to 100" in output
