@@ -1,7 +1,9 @@
 """Renewals that cannot fail silently (the certificate_alerts role): a renewal
 run by the real certbot.service failing while Pebble is down alerts, naming
 the site and domain; the daily check alerts for a served certificate with
-fewer days left than the threshold, and stays quiet above it.
+fewer days left than the threshold, and stays quiet above it. The daily
+check's timer: a calendar systemd cannot read is refused before any change,
+and a run revives a timer that was stopped or left without a next run.
 
 The converge configures a test-only alert command that appends the event,
 site and domains (from its environment) and the message (from stdin) to
@@ -13,13 +15,17 @@ It takes the sites from what the role wrote (those tests change them).
 
 import datetime
 import json
+import re
 import time
 
 import pytest
-from edge_testing import alerts_journaled_since, journal_mark, run_certificate_check, run_converge
+from edge_testing import CONVERGE, SCENARIO, alerts_journaled_since, journal_mark, run_certificate_check, run_converge, run_playbook
 
 ALERTS = "/var/log/pipelit-edge-test-alerts.log"
 RENEWAL_CONF = "/etc/letsencrypt/renewal/pipelit-edge-pipelit.conf"
+TIMER = "pipelit-edge-certificate-check.timer"
+TIMER_FILE = f"/etc/systemd/system/{TIMER}"
+EDGE_NAME = f"edge-{SCENARIO}"
 
 
 def wait_for_alerts(edge, text, seconds=60):
@@ -78,6 +84,105 @@ def test_a_run_repairs_what_hand_edits_left(edge, sites):
     assert edge.check_output("systemctl show -p OnFailure --value certbot.service") == "pipelit-edge-certbot-failed.service"
     # No certificate was asked for: the model is the one last converged.
     assert "certbot could not" not in result.output
+
+
+def model_of(sites):
+    """The proxy_sites model as last converged (what the `sites` fixture read)."""
+    return [{"name": name, "profile": name, "domains": domains, "tls": {"mode": "acme"}} for name, domains in sites.items()]
+
+
+def recap(output, host=EDGE_NAME):
+    """The PLAY RECAP counters of one host, as {ok: 3, changed: 1, ...}."""
+    part = output.split("PLAY RECAP", 1)[1]
+    found = re.search(rf"^{re.escape(host)}\s+:\s+(.*)$", part, re.M)
+    assert found, f"no PLAY RECAP line for {host} in:\n{output[-3000:]}"
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", found.group(1))}
+
+
+def timer_state(edge):
+    """ActiveState, SubState and NextElapseUSecRealtime of the daily check's timer."""
+    show = edge.check_output(f"systemctl show -p ActiveState -p SubState -p NextElapseUSecRealtime {TIMER}")
+    return dict(line.split("=", 1) for line in show.splitlines() if "=" in line)
+
+
+def next_elapse(edge):
+    return edge.check_output(f"systemctl show -p NextElapseUSecRealtime --value {TIMER}").strip()
+
+
+def waiting_timer(edge, seconds=60):
+    """The timer's state once it waits for its next run. Persistent=true may
+    start the check at once after a restart (the timer is `running` until
+    the check ends), so this polls rather than reading once."""
+    deadline = time.monotonic() + seconds
+    state = timer_state(edge)
+    while state.get("SubState") == "running" and time.monotonic() < deadline:
+        time.sleep(1)
+        state = timer_state(edge)
+    return state
+
+
+def test_a_calendar_systemd_cannot_read_is_refused_before_any_change(edge, sites):
+    before = edge.check_output(f"sha256sum {TIMER_FILE}")
+    loaded = edge.check_output(f"systemctl show -p TimersCalendar --value {TIMER}")
+    # JSON results: the message on one line, its quotes as written.
+    result = run_playbook(
+        CONVERGE, extra_vars={"proxy_sites": model_of(sites), "certificate_alerts_on_calendar": "dialy"}, result_format="json"
+    )
+    assert result.returncode != 0, result.output[-3000:]
+    assert "certificate_alerts_on_calendar: 'dialy' is not a calendar systemd reads" in result.output, result.output[-3000:]
+    # systemd-analyze's own words.
+    assert "Failed to parse calendar specification" in result.output, result.output[-3000:]
+    counters = recap(result.output)
+    assert (counters["failed"], counters["changed"]) == (1, 0), result.output[-3000:]
+    # The unit file byte for byte, and the timer as systemd had it: still
+    # waiting for its next run.
+    assert edge.check_output(f"sha256sum {TIMER_FILE}") == before
+    assert edge.check_output(f"systemctl show -p TimersCalendar --value {TIMER}") == loaded
+    assert edge.file(TIMER_FILE).contains("^OnCalendar=daily$")
+    state = waiting_timer(edge)
+    assert (state["ActiveState"], state["SubState"]) == ("active", "waiting"), state
+    assert next_elapse(edge), state
+
+
+def test_a_stopped_timer_is_started_again(edge, sites):
+    edge.check_output(f"systemctl stop {TIMER}")
+    assert timer_state(edge)["ActiveState"] == "inactive"
+    result = run_converge({"proxy_sites": model_of(sites)})
+    assert result.returncode == 0, result.output[-3000:]
+    state = waiting_timer(edge)
+    assert (state["ActiveState"], state["SubState"]) == ("active", "waiting"), state
+    assert next_elapse(edge), state
+
+
+def test_a_timer_left_without_a_next_run_is_revived(edge, sites):
+    # The issue's dead timer: systemd reloaded it with a calendar it could
+    # not read (what a run with a misspelt value did), then with its
+    # correct file again. It stays active but elapsed, with no next run, and
+    # enabled: `systemctl is-active` says active.
+    edge.check_output(
+        f"cp -p {TIMER_FILE} /run/timer.saved && sed -i 's/^OnCalendar=.*/OnCalendar=dialy/' {TIMER_FILE} && systemctl daemon-reload"
+    )
+    edge.check_output(f"cp -p /run/timer.saved {TIMER_FILE} && rm /run/timer.saved && systemctl daemon-reload")
+    dead = timer_state(edge)
+    assert dead["ActiveState"] == "active" and (dead["SubState"] == "elapsed" or not next_elapse(edge)), (
+        f"the hand-made dead timer is not dead, so this test proves nothing: {dead}"
+    )
+    result = run_converge({"proxy_sites": model_of(sites)})
+    assert result.returncode == 0, result.output[-3000:]
+    state = waiting_timer(edge)
+    assert (state["ActiveState"], state["SubState"]) == ("active", "waiting"), state
+    assert next_elapse(edge), state
+    assert edge.service(TIMER).is_enabled
+
+
+def test_a_healthy_timer_is_left_alone(edge, sites):
+    since = edge.check_output(f"systemctl show -p ActiveEnterTimestampMonotonic --value {TIMER}")
+    result = run_converge({"proxy_sites": model_of(sites)})
+    assert result.returncode == 0, result.output[-3000:]
+    assert recap(result.output)["changed"] == 0, result.output[-3000:]
+    # Not restarted either.
+    assert edge.check_output(f"systemctl show -p ActiveEnterTimestampMonotonic --value {TIMER}") == since
+    assert next_elapse(edge)
 
 
 def test_a_failed_renewal_through_certbot_service_alerts_naming_the_site(edge, probe, sites):

@@ -33,6 +33,15 @@ POLICY_SETTINGS = {
     "DEFAULT_FORWARD_POLICY": "routed",
 }
 POLICY_VALUES = {"ACCEPT": "allow", "DROP": "deny", "REJECT": "reject"}
+# The comments the role gives its own rules, and the action each one goes
+# with (tasks/rules.yml, tasks/ssh.yml). A rule is the role's when, and only
+# when, it carries one of these: ufw_stale_rules reconciles the first two.
+SERVICE_COMMENT = "pipelit-edge service"
+DENIED_COMMENT = "pipelit-edge denied"
+SSH_COMMENT = "pipelit-edge ssh"
+OWN_COMMENTS = (SERVICE_COMMENT, DENIED_COMMENT, SSH_COMMENT)
+# "from anywhere to anywhere" in each family, as ufw writes it in a tuple.
+ANY_ADDRESS = {"v4": "0.0.0.0/0", "v6": "::/0"}
 
 
 def _port_number(value):
@@ -137,6 +146,11 @@ def _rule_errors(index, rule, ipv6, errors):
     comment = rule.get("comment")
     if comment is not None and (not isinstance(comment, str) or not comment.strip() or BAD_COMMENT_RE.search(comment)):
         errors.append(f"{where}.comment: {comment!r} must be a non-empty text without ' or control characters")
+    elif isinstance(comment, str) and comment.strip() in OWN_COMMENTS:
+        errors.append(
+            f"{where}.comment: {comment!r} is the comment of the role's own rules, which it removes when no "
+            "variable asks for them any more; give this rule another comment"
+        )
 
     if len(errors) > count:
         return None
@@ -259,6 +273,88 @@ def ufw_rule_in_place(tuples, rule, port, proto, comment, ipv6=True):
     return wanted <= {line.strip() for line in tuples}
 
 
+def _parse_tuple(line):
+    """One "v4 ..."/"v6 ..." tuple line as a dict, or None when it is not a
+    plain rule of the shape the role adds: family, action, proto, one port
+    (dport), to anywhere, from any port and anywhere, incoming, with or
+    without a comment (decoded from ufw's hex)."""
+    fields = line.split()
+    comment = None
+    if fields and fields[-1].startswith("comment="):
+        try:
+            comment = bytes.fromhex(fields.pop()[len("comment=") :]).decode("utf-8")
+        except ValueError:
+            return None
+    if len(fields) != 8:
+        return None  # an application rule, or a format not recognised
+    family, action, proto, dport, dst, sport, src, direction = fields
+    if family not in ANY_ADDRESS:
+        return None
+    return {
+        "family": family,
+        "rule": action,
+        "proto": proto,
+        "port": dport,
+        "to": dst,
+        "from_port": sport,
+        "from": src,
+        "direction": direction,
+        "comment": comment,
+    }
+
+
+def ufw_stale_rules(tuples, service_ports, denied_ports, ipv6=True):
+    """The role's own rules that its variables no longer ask for: the plan of
+    tasks/rules.yml's deletions.
+
+    `tuples` as for ufw_rule_in_place. A rule is the role's by its comment
+    only: "pipelit-edge service" (an allow rule for one of `service_ports`)
+    or "pipelit-edge denied" (a deny rule for one of `denied_ports`). Each
+    such rule that is not exactly what the role would add now (another port,
+    proto or action, a port moved from one list to the other) is returned
+    once for both families as {rule, port, proto, comment, families}, in
+    the order ufw holds them: `ufw delete RULE from any to any port PORT
+    proto PROTO` removes it from IPv4 and IPv6 alike. Rules without those
+    comments (the operator's, SSH's, ufw_rules') are never returned, nor are
+    rules of a shape the role never adds (a source, an interface, a range,
+    outgoing), which a delete by port could not name. Without ipv6, ufw
+    ignores user6.rules, and so does this plan.
+    """
+    wanted = {
+        SERVICE_COMMENT: {(entry["port"], entry["proto"]) for entry in ufw_ports(service_ports)},
+        DENIED_COMMENT: {(entry["port"], entry["proto"]) for entry in ufw_ports(denied_ports)},
+    }
+    actions = {SERVICE_COMMENT: "allow", DENIED_COMMENT: "deny"}
+    plan = []
+    for line in tuples:
+        rule = _parse_tuple(line.strip())
+        if rule is None or rule["comment"] not in wanted:
+            continue
+        if rule["family"] == "v6" and not ipv6:
+            continue
+        any_address = ANY_ADDRESS[rule["family"]]
+        if (
+            rule["rule"] not in RULES
+            or rule["proto"] not in PROTOS
+            or _port_number(rule["port"]) is None
+            or (rule["to"], rule["from_port"], rule["from"], rule["direction"]) != (any_address, "any", any_address, "in")
+        ):
+            continue
+        port = _port_number(rule["port"])
+        if rule["rule"] == actions[rule["comment"]] and (port, rule["proto"]) in wanted[rule["comment"]]:
+            continue
+        for entry in plan:
+            if (entry["rule"], entry["port"], entry["proto"]) == (rule["rule"], port, rule["proto"]):
+                if rule["family"] not in entry["families"]:
+                    entry["families"].append(rule["family"])
+                break
+        else:
+            plan.append(
+                {"rule": rule["rule"], "port": port, "proto": rule["proto"], "comment": rule["comment"], "families": [rule["family"]]}
+            )
+    return plan
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -267,4 +363,5 @@ class FilterModule:
             "ufw_rules_normalize": ufw_rules_normalize,
             "ufw_policies": ufw_policies,
             "ufw_rule_in_place": ufw_rule_in_place,
+            "ufw_stale_rules": ufw_stale_rules,
         }
