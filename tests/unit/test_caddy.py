@@ -28,18 +28,20 @@ def test_an_allow_list_behind_trusted_proxies_is_refused():
     assert problem.startswith("site 's': routes[0].allow: with trusted_proxies")
 
 
-def test_a_star_in_a_path_and_braces_in_a_header_are_refused():
-    problems = caddy_unsupported(
-        [site(routes=[{"path": "/a*"}], headers=[{"name": "X-A", "value": "{x}"}, {"name": "X-B", "value": "ok"}])]
-    )
-    assert len(problems) == 2
-    assert problems[0].startswith("site 's': routes[0].path: '/a*' holds '*'")
-    assert problems[1].startswith("site 's': headers.X-A: Caddy reads '{' and '}'")
+def test_what_the_model_refuses_already_is_not_checked_again():
+    # '*' in a path and braces in a header value never pass the site model
+    # (PATH_RE, HEADER_VALUE_FORBIDDEN): the filter has no rule of its own.
+    assert caddy_unsupported([site(routes=[{"path": "/a*"}], headers=[{"name": "X-A", "value": "{x}"}])]) == []
 
 
 def test_every_problem_of_every_site_at_once():
-    problems = caddy_unsupported([site(name="a", routes=[{"path": "/*", "rate_limit": {"rate": "1r/s"}}]), site(name="b")])
-    assert [p.split(": ")[:2] for p in problems] == [["site 'a'", "routes[0].rate_limit"], ["site 'a'", "routes[0].path"]]
+    problems = caddy_unsupported(
+        [
+            site(name="a", routes=[{"path": "/", "rate_limit": {"rate": "1r/s"}}]),
+            site(name="b", trusted_proxies=["10.0.0.1"], routes=[{"path": "/", "allow": ["192.0.2.0/24"]}]),
+        ]
+    )
+    assert [p.split(": ")[:2] for p in problems] == [["site 'a'", "routes[0].rate_limit"], ["site 'b'", "routes[0].allow"]]
 
 
 def test_the_filter_is_registered():
