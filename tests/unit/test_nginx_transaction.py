@@ -302,9 +302,10 @@ def test_the_other_proxys_ports_count_as_free_only_when_it_is_being_replaced(mon
     )
     monkeypatch.setattr(tool, "subprocess", FakeSubprocess(ss=ss))
     monkeypatch.setattr(tool, "user_id", lambda name: {"caddy": 998}.get(name))
+    monkeypatch.setattr(tool, "user_name", lambda uid: {998: "caddy"}.get(uid))
     assert tool.foreign_holders([80, 443]) == [
         "port 80 is in use by another program: caddy (pid 9)",
-        "port 443 is in use by another program: (unnamed) (pid ?, uid 998)",
+        "port 443 is in use by another program: a program of user caddy (uid 998)",
     ]
     assert tool.foreign_holders([80, 443], replacing=["caddy"]) == []
     # Only the replaced program: anyone else still blocks the change.
@@ -312,3 +313,10 @@ def test_the_other_proxys_ports_count_as_free_only_when_it_is_being_replaced(mon
     with pytest.raises(tool.Failure, match="nginx could not listen where this configuration asks"):
         tool.check_ports([8443], ["caddy"])
     assert tool.user_id("no-such-user-here") is None
+
+
+def test_an_unnamed_socket_is_named_by_its_owner(monkeypatch):
+    assert tool.unnamed_holder(None) == "a program /proc does not name"
+    assert tool.unnamed_holder(0) == "a program of user root (uid 0)"
+    monkeypatch.setattr(tool, "user_name", lambda uid: None)
+    assert tool.unnamed_holder(4242) == "a program of uid 4242"

@@ -216,3 +216,43 @@ def test_extra_rules_may_not_take_the_roles_comments(comment):
 
 def test_the_filter_is_registered():
     assert ufw.FilterModule().filters()["ufw_stale_rules"] is ufw.ufw_stale_rules
+
+
+# ufw_own_ports: what tasks/restore.yml puts back when a later role fails.
+
+
+def test_the_ports_held_before_are_read_back_in_ufws_order():
+    lines = in_place(service=["80/tcp", "443/tcp", "8443"], denied=["8000/tcp", "53/udp"])
+    assert ufw.ufw_own_ports(lines, "pipelit-edge service") == ["80/tcp", "443/tcp", "8443"]
+    assert ufw.ufw_own_ports(lines, "pipelit-edge denied") == ["8000/tcp", "53/udp"]
+
+
+def test_restoring_the_ports_read_before_plans_away_what_the_run_added():
+    before = in_place()
+    after = in_place(service=[*SERVICE, "8080/tcp", "8443/tcp"], denied=[*DENIED, "6399/tcp"])
+    stale = plan(after, ufw.ufw_own_ports(before, "pipelit-edge service"), ufw.ufw_own_ports(before, "pipelit-edge denied"))
+    assert [(entry["rule"], entry["port"]) for entry in stale] == [("allow", 8080), ("allow", 8443), ("deny", 6399)]
+
+
+def test_a_first_run_had_no_ports_to_put_back():
+    assert ufw.ufw_own_ports([], "pipelit-edge service") == []
+    assert ufw.ufw_own_ports(in_place(), "pipelit-edge ssh") == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "v4 deny tcp 443 0.0.0.0/0 any 0.0.0.0/0 in comment=" + hexed("pipelit-edge service"),
+        "v4 allow tcp 443 0.0.0.0/0 any 10.0.0.0/8 in comment=" + hexed("pipelit-edge service"),
+        "v4 allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in comment=" + hexed("operator"),
+        "v4 allow tcp 443 0.0.0.0/0 any 0.0.0.0/0 in",
+    ],
+)
+def test_rules_of_other_shapes_or_owners_are_not_the_roles_ports(line):
+    assert ufw.ufw_own_ports([line], "pipelit-edge service") == []
+
+
+def test_v6_only_rules_count_only_with_ipv6():
+    lines = tuples("allow", 8443, "tcp", "pipelit-edge service", families=("v6",))
+    assert ufw.ufw_own_ports(lines, "pipelit-edge service") == ["8443/tcp"]
+    assert ufw.ufw_own_ports(lines, "pipelit-edge service", False) == []

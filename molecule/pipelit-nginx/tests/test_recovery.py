@@ -111,11 +111,18 @@ def test_a_port_held_by_another_program(edge):
         else:
             pytest.fail("the stand-in listener never held port 9443")
         before, loaded = tree_digest(edge), edge.check_output(f"cat {LOADED}")
+        firewall = edge.check_output("ufw status verbose")
+        assert "443/tcp " in firewall and "9443" not in firewall, firewall
         result = converge(on_9443)
         assert result.returncode != 0
         assert "port 9443 is in use by another program: python3 (pid" in result.output, result.output[-4000:]
         assert edge.check_output(f"cat {LOADED}") == loaded
         assert tree_digest(edge) == before
+        # The run opened 9443 and closed 443 before nginx refused; the rescue
+        # put both back: nothing is open that nginx does not serve, and the
+        # site nginx still serves on 443 is still reachable.
+        assert "the firewall's port rules are as this run found them" in result.output
+        assert edge.check_output("ufw status verbose") == firewall
     finally:
         edge.run(f"systemctl stop {holder}; systemctl reset-failed {holder}")
     # The next run, once the port is free, converges (the scenario's own

@@ -355,6 +355,35 @@ def ufw_stale_rules(tuples, service_ports, denied_ports, ipv6=True):
     return plan
 
 
+def ufw_own_ports(tuples, comment, ipv6=True):
+    """The ports of the role's own rules with `comment` ("pipelit-edge service"
+    or "pipelit-edge denied") that ufw holds, as "PORT/PROTO" (or "PORT" for both protocols) in the order ufw
+    holds them: what tasks/restore.yml puts back when a later role of the
+    play fails. `tuples` as for ufw_rule_in_place; rules of another shape or
+    action than the role gives that comment are left out, as ufw_stale_rules
+    leaves them alone."""
+    action = {SERVICE_COMMENT: "allow", DENIED_COMMENT: "deny"}.get(comment)
+    ports = []
+    for line in tuples:
+        rule = _parse_tuple(line.strip())
+        if rule is None or rule["comment"] != comment or rule["rule"] != action:
+            continue
+        if rule["family"] == "v6" and not ipv6:
+            continue
+        any_address = ANY_ADDRESS[rule["family"]]
+        port = _port_number(rule["port"])
+        if (
+            port is None
+            or rule["proto"] not in PROTOS
+            or (rule["to"], rule["from_port"], rule["from"], rule["direction"]) != (any_address, "any", any_address, "in")
+        ):
+            continue
+        spec = _describe(port, rule["proto"])
+        if spec not in ports:
+            ports.append(spec)
+    return ports
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -364,4 +393,5 @@ class FilterModule:
             "ufw_policies": ufw_policies,
             "ufw_rule_in_place": ufw_rule_in_place,
             "ufw_stale_rules": ufw_stale_rules,
+            "ufw_own_ports": ufw_own_ports,
         }

@@ -3,8 +3,8 @@ stack as operators run it: the scenario's real converge playbook, its proxy
 (PIPELIT_EDGE_PROXY) and Pebble on the probe, which also runs the checks
 (acme_preflight_controller, as in inventories/demo).
 
-The scenario network gives the edge three names (pipelit.test,
-www.pipelit.test, vault.test) and the probe one (acme.test). A site asking for
+The scenario network gives the edge four names (pipelit.test,
+www.pipelit.test, vault.test, extra.test) and the probe one (acme.test). A site asking for
 acme.test must fail before the CA is asked, naming the address it resolved
 to (and a --check preview must fail the same way); a name of the edge whose
 port 80 answers with something else must fail naming what answered; with
