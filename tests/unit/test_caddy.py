@@ -1,5 +1,5 @@
 """What Caddy from the distribution cannot do (roles/caddy/filter_plugins/caddy.py),
-on normalised sites as the playbook's pre-task passes them."""
+on normalised sites as roles/caddy/tasks/capabilities.yml passes them."""
 
 from __future__ import annotations
 

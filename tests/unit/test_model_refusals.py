@@ -276,9 +276,10 @@ CASES = [
     ),  # old: silently ignored
 ]
 
-# What the model accepts but Caddy from the distribution cannot do: the
-# playbook's pre-task "Check that Caddy can do what the sites ask" runs
-# proxy_sites_normalize | caddy_unsupported when the model has no error.
+# What the model accepts but Caddy from the distribution cannot do: the caddy
+# role's check (roles/caddy/tasks/capabilities.yml, which playbooks/edge.yml
+# imports before the firewall) runs caddy_unsupported on the normalised model
+# the proxy_sites role publishes once it has no error.
 CADDY_CASES = [
     (
         "rate-limit-with-caddy",
@@ -321,6 +322,6 @@ def test_bad_input_is_refused_naming_the_site_and_field(model_args, case_id, pro
 def test_what_caddy_cannot_do_is_refused_by_the_pre_task(model_args, case_id, proxy_sites, message):
     # The model itself accepts it (nginx can render it) ...
     assert proxy_sites_errors(proxy_sites, *model_args) == []
-    # ... and the playbook's pre-task pipeline refuses it, naming site and field.
+    # ... and the caddy role's check refuses it, naming site and field.
     problems = caddy_unsupported(proxy_sites_normalize(proxy_sites, *model_args))
     assert any(message in problem for problem in problems), problems

@@ -102,16 +102,26 @@ ROUTE_DEFAULTS = {
 
 
 class SiteErrors:
-    """Collects messages that name the site and the field."""
+    """Collects the model's mistakes, each naming the site (or the profile) and
+    the field: as data ({site, profile, field, problem}) and as the message an
+    operator reads ("site 'x': field: problem")."""
 
     def __init__(self):
-        self.messages = []
+        self.entries = []
 
     def add(self, site, field, problem):
-        self.messages.append(f"site '{site}': {field}: {problem}")
+        self.entries.append(
+            {"site": site, "profile": None, "field": field, "problem": problem, "message": f"site '{site}': {field}: {problem}"}
+        )
 
     def add_profile(self, profile, field, problem):
-        self.messages.append(f"profile '{profile}': {field}: {problem}")
+        self.entries.append(
+            {"site": None, "profile": profile, "field": field, "problem": problem, "message": f"profile '{profile}': {field}: {problem}"}
+        )
+
+    @property
+    def messages(self):
+        return [entry["message"] for entry in self.entries]
 
 
 def kind(value):
@@ -551,7 +561,7 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
     site, labelled, header_layers = merged_site(raw, profiles, errors)
     name = site.get("name")
     if not is_text(name) or not NAME_RE.match(name):
-        if not name_missing:  # check_sites reported it already
+        if not name_missing:  # check_model reported it already
             errors.add(str(name), "name", "must be lower-case letters, digits, '-' and '_', starting with a letter or digit")
         name = str(name)
     domains = site.get("domains")
@@ -878,20 +888,20 @@ def check_profiles(profiles, security_headers, tls_dir, errors):
         check_site(
             stand_in, {profile_name: {k: v for k, v in profile.items() if k not in SITE_ONLY_FIELDS}}, security_headers, tls_dir, local
         )
-        for message in local.messages:
-            field, problem = message[len("site 'profile-check': ") :].split(": ", 1)
+        for entry in local.entries:
+            field, problem = entry["field"], entry["problem"]
             # What sites may add, and what every site reports already.
             if problem in ("needs at least one upstream", "needs at least one route") or field.startswith("proxy_sites_security_headers"):
                 continue
             errors.add_profile(label, re.sub(r"^profile\.", "", field), problem)
 
 
-def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None):
-    """Returns (normalised sites, error messages)."""
+def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None):
+    """The one validation pass: returns (normalised sites, SiteErrors)."""
     errors = SiteErrors()
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
-        return [], errors.messages
+        return [], errors
     profiles = merge_profiles(profiles or {}, extra_profiles or {}, errors)
     check_profiles(profiles, security_headers or {}, tls_dir, errors)
     normal = []
@@ -910,6 +920,12 @@ def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None)
             continue
         normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors))
     check_across_sites(normal, errors)
+    return normal, errors
+
+
+def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None):
+    """Returns (normalised sites, error messages)."""
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles)
     return normal, errors.messages
 
 
@@ -930,19 +946,29 @@ def proxy_sites_secret_query_params(normal, fallback=("token",)):
     return names or list(fallback)
 
 
+def proxy_sites_model(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
+    """The model checked and normalised in one pass, as the role reads it:
+    {errors: [{site, profile, field, problem, message}, ...] (empty when
+    valid; a site's mistake has profile null, a profile's site null),
+    sites: the normalised sites (see proxy_sites_normalize)}."""
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles)
+    return {"errors": errors.entries, "sites": normal}
+
+
 def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
     """Every mistake in the model, one message each (empty when valid)."""
-    return check_sites(sites, profiles, security_headers, tls_dir, extra_profiles)[1]
+    return [error["message"] for error in proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles)["errors"]]
 
 
 def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
     """The model with profiles applied, defaults filled, sizes in bytes and timeouts in seconds."""
-    return check_sites(sites, profiles, security_headers, tls_dir, extra_profiles)[0]
+    return proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles)["sites"]
 
 
 class FilterModule:
     def filters(self):
         return {
+            "proxy_sites_model": proxy_sites_model,
             "proxy_sites_errors": proxy_sites_errors,
             "proxy_sites_normalize": proxy_sites_normalize,
             "proxy_sites_backend_ports": proxy_sites_backend_ports,
