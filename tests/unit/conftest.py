@@ -24,6 +24,7 @@ for folder in (
     "roles/ufw/filter_plugins",
     "roles/edge_verify/filter_plugins",
     "roles/acme_preflight/library",
+    "roles/certbot/library",
     "callback_plugins",
 ):
     path = str(ROOT / folder)
