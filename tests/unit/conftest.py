@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 for folder in (
     "roles/proxy_sites/filter_plugins",
     "roles/proxy_sites/library",
+    "roles/certbot/library",
     "roles/caddy/filter_plugins",
     "roles/ufw/filter_plugins",
     "roles/edge_verify/filter_plugins",
@@ -30,6 +31,16 @@ for folder in (
     path = str(ROOT / folder)
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+# The roles' own module_utils, importable as Ansible makes them on the host
+# (`from ansible.module_utils.NAME import ...`).
+for path in sorted(ROOT.glob("roles/*/module_utils/*.py")):
+    name = f"ansible.module_utils.{path.stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
 
 
 def load_script(relative, name):

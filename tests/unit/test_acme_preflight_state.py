@@ -1,50 +1,25 @@
 """The pre-flight's reading of the host (roles/acme_preflight/library/
-acme_preflight_state.py): the certificate-coverage rule (which sites certbot or
-Caddy is about to ask the CA for), on certificates made here with openssl and
-a fixture tree, and the parsing of /proc and `ip -j address`. Which process
+acme_preflight_state.py): which sites certbot (by the certificate-coverage
+rule, tested in test_certbot_coverage.py) or Caddy is about to ask the CA
+for, on certificates made here with openssl and a fixture tree, and the parsing of /proc and `ip -j address`. Which process
 holds a socket (/proc/PID/fd) is left to the Molecule scenarios."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 
 import acme_preflight_state as state
 import pytest
 from ansible.module_utils.basic import AnsibleModule
 from ansible_module import FakeModule, run_module
+from certificates import DIRECTORY, SITE, make_letsencrypt, needs_openssl, openssl
 
-DIRECTORY = "https://acme.example/directory"
-SITE = {"name": "pipelit", "domains": ["pipelit.test", "www.pipelit.test"], "http_port": 80}
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command (Debian's openssl package)")
-
-
-def openssl(argv):
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    return done.returncode, done.stdout, done.stderr
-
-
-def make_cert(path, domains, key="ec"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if key == "ec" else ["-newkey", "rsa:2048"]
-    san = ",".join(f"DNS:{d}" for d in domains)
-    rc, _, err = openssl(
-        ["openssl", "req", "-x509", *new_key, "-nodes", "-keyout", str(path.parent / "privkey.pem"), "-out", str(path)]
-        + ["-days", "2", "-subj", f"/CN={domains[0]}", "-addext", f"subjectAltName={san}"]
-    )
-    assert rc == 0, err
+pytestmark = needs_openssl
 
 
 @pytest.fixture
 def letsencrypt(tmp_path):
-    """certbot's tree with the site's certificate as certbot would leave it."""
-    root = tmp_path / "letsencrypt"
-    make_cert(root / "live" / "pipelit-edge-pipelit" / "cert.pem", SITE["domains"])
-    (root / "renewal").mkdir()
-    (root / "renewal" / "pipelit-edge-pipelit.conf").write_text(f"version = 2.9.0\n[renewalparams]\nserver = {DIRECTORY}\n")
-    return root
+    return make_letsencrypt(tmp_path / "letsencrypt")
 
 
 def params(letsencrypt, **more):
@@ -58,42 +33,16 @@ def params(letsencrypt, **more):
     return p
 
 
-def test_a_certificate_that_matches_the_site_is_covered(letsencrypt):
+# The rule itself is tested once, in test_certbot_coverage.py: here, that the
+# pre-flight applies it with its own parameters.
+def test_certbot_is_about_to_ask_for_every_domain_of_a_site_the_rule_does_not_cover(letsencrypt):
     assert state.certbot_pending(FakeModule(params(letsencrypt), openssl), SITE) == ([], "covered")
-
-
-def test_no_certificate_yet(tmp_path):
-    assert state.certbot_pending(FakeModule(params(tmp_path)), SITE) == (SITE["domains"], "no certificate yet")
-
-
-def test_a_certificate_for_other_domains(letsencrypt):
-    site = {**SITE, "domains": ["pipelit.test", "api.pipelit.test"]}
-    domains, reason = state.certbot_pending(FakeModule(params(letsencrypt), openssl), site)
-    assert domains == ["pipelit.test", "api.pipelit.test"]
-    assert reason == "its certificate covers pipelit.test, www.pipelit.test"
-    # A domain fewer is not covered either: certbot asks for the site's exact set.
-    assert state.certbot_pending(FakeModule(params(letsencrypt), openssl), {**SITE, "domains": ["pipelit.test"]})[0] == ["pipelit.test"]
-
-
-def test_a_certificate_of_the_other_key_type(letsencrypt):
-    assert (
-        state.certbot_pending(FakeModule(params(letsencrypt, key_type="rsa"), openssl), SITE)[1] == "its certificate has another key type"
+    assert state.certbot_pending(FakeModule(params(letsencrypt, key_type="rsa"), openssl), SITE) == (
+        SITE["domains"],
+        "its certificate has another key type",
     )
-    make_cert(letsencrypt / "live" / "pipelit-edge-pipelit" / "cert.pem", SITE["domains"], key="rsa")
-    assert state.certbot_pending(FakeModule(params(letsencrypt, key_type="rsa"), openssl), SITE) == ([], "covered")
-    assert state.certbot_pending(FakeModule(params(letsencrypt), openssl), SITE)[1] == "its certificate has another key type"
-
-
-def test_a_certificate_from_another_acme_server(letsencrypt):
-    other = params(letsencrypt, directory_url="https://acme-staging.example/directory")
-    assert state.certbot_pending(FakeModule(other, openssl), SITE) == (SITE["domains"], "its certificate comes from another ACME server")
-    (letsencrypt / "renewal" / "pipelit-edge-pipelit.conf").unlink()
-    assert state.certbot_pending(FakeModule(params(letsencrypt), openssl), SITE)[1] == "its certificate comes from another ACME server"
-
-
-def test_an_unreadable_certificate(letsencrypt):
-    (letsencrypt / "live" / "pipelit-edge-pipelit" / "cert.pem").write_text("not a certificate\n")
-    assert state.certbot_pending(FakeModule(params(letsencrypt), openssl), SITE) == (SITE["domains"], "its certificate cannot be read")
+    other_prefix = params(letsencrypt, certbot_cert_name_prefix="other-")
+    assert state.certbot_pending(FakeModule(other_prefix, openssl), SITE) == (SITE["domains"], "no certificate yet")
 
 
 def test_caddy_asks_for_each_domain_without_a_certificate_under_any_issuer(tmp_path):

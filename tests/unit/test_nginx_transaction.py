@@ -320,3 +320,107 @@ def test_an_unnamed_socket_is_named_by_its_owner(monkeypatch):
     assert tool.unnamed_holder(0) == "a program of user root (uid 0)"
     monkeypatch.setattr(tool, "user_name", lambda uid: None)
     assert tool.unnamed_holder(4242) == "a program of uid 4242"
+
+
+# --- reload --record: certbot's deploy hook --------------------------------
+
+DIGEST = "/usr/local/sbin/pipelit-edge-nginx-digest"
+
+
+class FakeDigest(FakeSubprocess):
+    """nginx -t -q on the live tree, and the digest command, answering as told."""
+
+    def __init__(self, digest_rc=0, digest="abc123\n", **kwargs):
+        super().__init__(**kwargs)
+        self.digest_rc, self.digest = digest_rc, digest
+
+    def run(self, argv, **kwargs):
+        if argv == [DIGEST]:
+            self.calls.append(argv)
+            return types.SimpleNamespace(returncode=self.digest_rc, stdout=self.digest, stderr="")
+        return super().run(argv, **kwargs)
+
+
+@pytest.fixture
+def hook(tmp_path, monkeypatch):
+    """The steps of reload --record as they happen: nginx -t, the reload (a
+    stand-in here: its waiting is the Molecule scenarios'), the digest."""
+    steps = []
+    fake = FakeDigest()
+    monkeypatch.setattr(tool, "subprocess", fake)
+
+    def reload(args):
+        steps.append(("reload", args.timeout, args.restart))
+        return []
+
+    monkeypatch.setattr(tool, "reload", reload)
+    record = tmp_path / "state" / "nginx-loaded.sha256"
+    record.parent.mkdir()
+    args = types.SimpleNamespace(record=str(record), digest=DIGEST, timeout=30.0, restart=False)
+    return types.SimpleNamespace(fake=fake, steps=steps, record=record, args=args)
+
+
+def test_reload_record_checks_reloads_then_records_what_nginx_loaded(hook):
+    assert tool.reload_and_record(hook.args) == []
+    assert hook.fake.calls == [["nginx", "-t", "-q"], [DIGEST]]
+    assert hook.steps == [("reload", 30.0, False)]
+    # As the nginx role's handler writes it, which tasks/service.yml compares.
+    assert hook.record.read_text() == "abc123\n"
+    assert oct(hook.record.stat().st_mode & 0o777) == "0o644"
+    # Whole or not at all: no temporary file left beside it.
+    assert os.listdir(hook.record.parent) == ["nginx-loaded.sha256"]
+
+
+def test_reload_record_loads_nothing_when_nginx_t_refuses(hook):
+    hook.fake.test_rc, hook.fake.test_output = 1, "nginx: [emerg] unknown directive"
+    hook.record.write_text("old\n")
+    with pytest.raises(tool.Failure, match=r"fails nginx -t, nothing was reloaded:\nnginx: \[emerg\] unknown directive"):
+        tool.reload_and_record(hook.args)
+    assert hook.steps == [] and hook.fake.calls == [["nginx", "-t", "-q"]]
+    assert hook.record.read_text() == "old\n"
+
+
+def test_reload_record_records_nothing_when_the_reload_did_not_take(hook, monkeypatch):
+    def reload(args):
+        raise tool.Failure("nginx did not load the new configuration within 30 s")
+
+    monkeypatch.setattr(tool, "reload", reload)
+    hook.record.write_text("old\n")
+    with pytest.raises(tool.Failure, match="did not load"):
+        tool.reload_and_record(hook.args)
+    assert [DIGEST] not in hook.fake.calls
+    assert hook.record.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("rc, output", [(1, "nginx: command not found\n"), (0, "")])
+def test_reload_record_fails_when_the_digest_fails(hook, rc, output):
+    hook.fake.digest_rc, hook.fake.digest = rc, output
+    hook.record.write_text("old\n")
+    with pytest.raises(tool.Failure, match="nothing was recorded"):
+        tool.reload_and_record(hook.args)
+    assert hook.record.read_text() == "old\n"
+    assert os.listdir(hook.record.parent) == ["nginx-loaded.sha256"]
+
+
+def test_plain_reload_neither_checks_nor_records(hook):
+    hook.args.record = None
+    assert tool.reload_and_record(hook.args) == []
+    assert hook.fake.calls == [] and hook.steps == [("reload", 30.0, False)]
+    assert not hook.record.exists()
+
+
+def test_main_reload_record_as_the_deploy_hook_calls_it(hook, monkeypatch, capsys):
+    # nginx_reload_command's shape (roles/nginx/defaults/main.yml).
+    argv = ["pipelit-edge-nginx", "reload", "--timeout", "12", "--record", str(hook.record), "--digest", DIGEST]
+    monkeypatch.setattr(sys, "argv", argv)
+    assert tool.main() == 0
+    assert hook.steps == [("reload", 12.0, False)] and hook.record.read_text() == "abc123\n"
+    # --digest defaults to where the nginx role installs it.
+    monkeypatch.setattr(sys, "argv", argv[:-2])
+    assert tool.main() == 0
+    hook.fake.test_rc, hook.fake.test_output = 1, "nginx: [emerg] bad"
+    assert tool.main() == 1
+    assert (
+        capsys.readouterr().err
+        == "pipelit-edge-nginx reload: the configuration fails nginx -t, nothing was reloaded:\nnginx: [emerg] bad\n"
+    )

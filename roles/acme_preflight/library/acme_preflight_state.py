@@ -11,7 +11,7 @@ description:
   - Returns in C(pending) each domain whose certificate the proxy's ACME client is about to ask the CA for. With
     I(proxy=nginx), every domain of a site whose certbot certificate (C(/etc/letsencrypt/live/PREFIX+NAME/cert.pem))
     is missing or does not match the site (its domains, the key type, the ACME server of its renewal file), as the
-    certbot role decides. With I(proxy=caddy), each domain with no certificate in Caddy's storage, as the caddy role
+    certbot role decides (the same rule, the proxy_sites role's C(module_utils/pipelit_edge_certbot.py)). With I(proxy=caddy), each domain with no certificate in Caddy's storage, as the caddy role
     waits for it.
   - Returns the host's own global addresses (C(ip -j address)), which of those domains' HTTP ports have a listening
     socket, whether the proxy's live configuration serves the pre-flight path, whether IPv6 is enabled, and a fresh
@@ -42,7 +42,7 @@ options:
     choices: [ecdsa, rsa]
     default: ecdsa
   certbot_cert_name_prefix:
-    description: Prefix of certbot's certificate names (the certbot role's C(certbot_cert_name_prefix)).
+    description: Prefix of certbot's certificate names (the certbot role's C(certbot_cert_name_prefix), wired by the playbook).
     type: str
     default: pipelit-edge-
   certbot_config_dir:
@@ -50,7 +50,7 @@ options:
     type: path
     default: /etc/letsencrypt
   caddy_storage_dir:
-    description: Caddy's data directory (the caddy role's C(caddy_storage_dir)).
+    description: Caddy's data directory (the caddy role's C(caddy_storage_dir), wired by the playbook).
     type: path
     default: /var/lib/caddy/.local/share/caddy
   proxy_config:
@@ -68,10 +68,10 @@ import ipaddress
 import json
 import os
 import pwd
-import re
 import secrets
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.pipelit_edge_certbot import certbot_request_reason
 
 # /proc/net/tcp{,6}: state 0A is LISTEN.
 TCP_LISTEN = "0A"
@@ -79,30 +79,13 @@ TCP_LISTEN = "0A"
 
 def certbot_pending(module, site):
     """All of a site's domains when certbot will ask the CA for its certificate,
-    else none: the certbot role's test (domains, key type, ACME server)."""
+    else none: the certbot role's rule (module_utils/pipelit_edge_certbot.py
+    of the proxy_sites role, which that role's certbot_coverage applies too)."""
     p = module.params
-    name = p["certbot_cert_name_prefix"] + site["name"]
-    cert = os.path.join(p["certbot_config_dir"], "live", name, "cert.pem")
-    renewal = os.path.join(p["certbot_config_dir"], "renewal", name + ".conf")
-    if not os.path.exists(cert):
-        return list(site["domains"]), "no certificate yet"
-    rc, out, _ = module.run_command(["openssl", "x509", "-noout", "-text", "-in", cert])
-    if rc != 0:
-        return list(site["domains"]), "its certificate cannot be read"
-    covered = set(re.findall(r"DNS:([^,\s]+)", out))
-    ecdsa = "id-ecPublicKey" in out
-    try:
-        with open(renewal, encoding="utf-8") as handle:
-            server = re.search(r"(?m)^server\s*=\s*(\S+)", handle.read())
-    except OSError:
-        server = None
-    if covered != set(site["domains"]):
-        return list(site["domains"]), "its certificate covers %s" % ", ".join(sorted(covered))
-    if ecdsa != (p["key_type"] == "ecdsa"):
-        return list(site["domains"]), "its certificate has another key type"
-    if not server or server.group(1) != p["directory_url"]:
-        return list(site["domains"]), "its certificate comes from another ACME server"
-    return [], "covered"
+    reason = certbot_request_reason(
+        module, p["certbot_config_dir"], p["certbot_cert_name_prefix"] + site["name"], site["domains"], p["key_type"], p["directory_url"]
+    )
+    return (list(site["domains"]), reason) if reason else ([], "covered")
 
 
 def caddy_pending(module, site):
