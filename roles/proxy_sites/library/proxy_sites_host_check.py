@@ -260,7 +260,10 @@ def check(sites, acme_ca_bundle="", resolve_timeout=30):
     for site, field, server, host in servers:
         if host and answers[host] is not None:
             problems.add(site, field, server, f"names {host}, which does not resolve on the host ({answers[host]})")
-    return problems.items, {"files": files, "names": len(names)}
+    # In the sites' order (each site's files before its names), the CA bundle last.
+    order = {site.get("name"): index for index, site in enumerate(sites)}
+    items = sorted(problems.items, key=lambda item: order.get(item["site"], len(order)))
+    return items, {"files": files, "names": len(names)}
 
 
 def main():
