@@ -123,3 +123,13 @@ def test_a_failure_percentage_over_100_is_refused(tmp_path):
     rc, output = playbook_run(tmp_path, "edge.yml", {"edge_max_fail_percentage": 150, "edge_proxy": "nginx", "ansible_connection": "local"})
     assert rc != 0
     assert "edge_max_fail_percentage a whole number from 0 to 100" in output
+
+
+@pytest.mark.parametrize("tls_dir", ["ssl/pipelit-edge", "", "/etc/ssl/my edge"])
+def test_a_tls_dir_that_is_not_an_absolute_path_is_refused(tls_dir):
+    # Relative, nginx would read the certificates under its prefix and the
+    # roles would write them under their working directory.
+    errors = proxy_sites.proxy_sites_errors(
+        [pipelit()], DEFAULTS["proxy_sites_profiles"], DEFAULTS["proxy_sites_security_headers"], tls_dir
+    )
+    assert errors == [f"site '*': proxy_sites_tls_dir: '{tls_dir}' is not an absolute path on the host (no spaces or quotes)"]

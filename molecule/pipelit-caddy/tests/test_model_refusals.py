@@ -3,11 +3,14 @@ item 4), on the full stack as operators run it (playbooks/pipelit.yml: ufw,
 Caddy, certificates from Pebble).
 
 One bad input per refusal path (the site model, the playbook's pre-task,
-the proxy_sites role's ACME settings check) alone runs the real converge
-playbook and must fail, naming the site (or the variable) and the field, with
-the Caddy configuration, the certificate stores and the firewall rules
-byte-identical before and after. Every other refusal of the model is a unit
-test (tests/unit/test_model_refusals.py): a call of the filter, no host.
+the proxy_sites role's ACME settings check, and its checks on the host of
+what the model cannot know: a missing certificate file, a key that is not
+the certificate's, an upstream name that does not resolve; issue 19) alone
+runs the real converge playbook and must fail, naming the site (or the
+variable) and the field, with the Caddy configuration, the certificate stores
+and the firewall rules byte-identical before and after. Every other refusal
+of the model is a unit test (tests/unit/test_model_refusals.py): a call of
+the filter, no host.
 
 Then a Pipelit site that adds a route keeps its profile's WebSocket route.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import json
+import re
 import shlex
 import sys
 import time
@@ -83,6 +87,18 @@ def route(path="/", **fields):
     return {"path": path, "upstream": "app", **fields}
 
 
+def own_files(certificate, key):
+    return {"mode": "files", "certificate": certificate, "certificate_key": key}
+
+
+# The host checks' files on the edge, outside STATE_PATHS: the HTTPS
+# stand-in's certificate (molecule/shared/prepare.yml) and a key of another
+# pair, made by the refused_runs fixture.
+HOST_CHECK_DIR = "/opt/pipelit-edge-fixture"
+FIXTURE_CERTIFICATE = f"{HOST_CHECK_DIR}/upstream.crt"
+OTHER_KEY = f"{HOST_CHECK_DIR}/host-check-other.key"
+
+
 # (id, extra vars of one run, the words its failure must say): one input per
 # refusal path, each stopped before the firewall or the proxy ran a task. All
 # the model's refusals are unit tests (tests/unit/test_model_refusals.py),
@@ -107,6 +123,26 @@ CASES = [
         {"proxy_sites_acme_email": "admin"},
         "proxy_sites_acme_email must be an address such as admin@example.com (it is 'admin')",
     ),
+    # What only the host can tell (issue 19): the proxy_sites role's host
+    # checks (library/proxy_sites_host_check.py), on the edge, after the model
+    # and before the firewall. Unit-tested on real files in
+    # tests/unit/test_proxy_sites_host_check.py; here over the wire.
+    (
+        "tls-files-missing",
+        sites(pipelit(tls=own_files(f"{HOST_CHECK_DIR}/missing.crt", f"{HOST_CHECK_DIR}/missing.key"))),
+        f"site 'pipelit': tls.certificate: '{HOST_CHECK_DIR}/missing.crt' does not exist on the host",
+    ),  # old: caddy validate "loading certificates: open ...: no such file or directory", after ufw
+    (
+        "tls-files-key-of-another-certificate",
+        sites(pipelit(tls=own_files(FIXTURE_CERTIFICATE, OTHER_KEY))),
+        f"site 'pipelit': tls.certificate_key: '{OTHER_KEY}' is not the key of the certificate '{FIXTURE_CERTIFICATE}' "
+        "(their public keys differ)",
+    ),  # old: caddy validate "private key does not match public key", after ufw
+    (
+        "upstream-name-unresolvable",
+        sites(pipelit(upstreams={"app": {"servers": ["backend.invalid:8000"]}})),
+        "site 'pipelit': upstreams.app.servers[0]: 'backend.invalid:8000' names backend.invalid, which does not resolve on the host (",
+    ),  # old: nginx -t "host not found in upstream" after ufw; Caddy: 502 on every request
 ]
 
 
@@ -126,6 +162,8 @@ def state_digest(edge):
 def refused_runs():
     """Every case, a few at a time; per case: (its run, digest before, digest after)."""
     host = testinfra.get_host(f"docker://{EDGE_CONTAINER}")
+    # A key that is not the stand-in certificate's (openssl: prepare.yml made that pair with it).
+    host.check_output(f"openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {OTHER_KEY}")
     baseline = state_digest(host)
 
     def one(case):
@@ -157,6 +195,18 @@ def test_bad_input_fails_before_any_change_naming_the_field(refused_runs, case_i
     assert before == baseline == after, "the edge changed although the input was refused"
     # Stopped before the firewall or the proxy ran a single task.
     assert "TASK [ufw :" not in result.output and "TASK [caddy :" not in result.output
+
+
+HOST_CHECK_CASES = ["tls-files-missing", "tls-files-key-of-another-certificate", "upstream-name-unresolvable"]
+
+
+@pytest.mark.parametrize("case_id", HOST_CHECK_CASES)
+def test_what_only_the_host_knows_is_refused_on_the_host_before_the_firewall(refused_runs, case_id):
+    result = refused_runs[1][case_id][0]
+    assert "TASK [proxy_sites : Check the sites' certificate files and upstream names on the host]" in result.output
+    assert "Nothing was changed." in result.output, result.output
+    # The edge's recap: not a task changed anything.
+    assert re.search(rf"^{re.escape(EDGE_CONTAINER)}\s*:\s*ok=\d+\s+changed=0\s", result.output, re.M), result.output
 
 
 @pytest.fixture(scope="module")

@@ -902,6 +902,9 @@ def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None)
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
         return [], errors
+    if not is_text(tls_dir) or not FILE_PATH_RE.match(tls_dir):
+        # Relative, nginx would look under its prefix and the roles write under their working directory.
+        errors.add("*", "proxy_sites_tls_dir", f"{kind(tls_dir)} is not an absolute path on the host (no spaces or quotes)")
     profiles = merge_profiles(profiles or {}, extra_profiles or {}, errors)
     check_profiles(profiles, security_headers or {}, tls_dir, errors)
     normal = []

@@ -38,7 +38,8 @@ FLAVOURS = {
         # Everything whose change would change what the edge serves.
         "config_paths": ["/etc/nginx", "/etc/ssl/pipelit-edge"],
         # A change to the pipelit site that the model accepts but the proxy's
-        # own check rejects, and the proxy's message for it.
+        # own check rejects, and the proxy's message for it (with the role's
+        # host checks off: they refuse it first).
         "broken_change": {"upstreams": {"app": {"servers": ["backend.invalid:8000"]}}},
         "broken_message": "host not found in upstream",
         # Every log the proxy writes: files under these, and its unit's journal.
