@@ -203,7 +203,13 @@ def transitions(edge, probe):
             if record["run"].returncode != 0:
                 break
             record["again"] = converge(extra_vars)
+            again_ended = time.time()
             record["verify"] = edge_testing.run_playbook(VERIFY, extra_vars=extra_vars, result_format="json")
+            record["seconds"] = {
+                "run": round(record["window"][1] - started),
+                "second run": round(again_ended - record["window"][1]),
+                "verify": round(time.time() - again_ended),
+            }
             record["state"] = snapshot(edge)
             record["steady"] = (record["window"][1], time.time())
         time.sleep(3)  # a few answers after the last run
@@ -323,6 +329,7 @@ def test_the_request_loop(transitions):
             "failed": len(failed),
             "failures": sorted({str(s["status"]) for s in failed}),
             "longest_gap_s": round(gap, 1),
+            "playbook_seconds": steps[name].get("seconds", {}),
         }
         if reload_only and failed:
             problems.append(f"{name}: {len(failed)} failed request(s) where only a reload was needed")
