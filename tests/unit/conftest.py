@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,3 +61,21 @@ def proxy_sites_defaults():
     expressions stay strings; the model's inputs hold none)."""
     with open(ROOT / "roles/proxy_sites/defaults/main.yml", encoding="utf-8") as handle:
         return yaml.safe_load(handle)
+
+
+def ansible_playbook(inventory, playbook, extra_vars, **env):
+    """Runs the real ansible-playbook with this repository's ansible.cfg, no
+    colour, the extra vars as JSON (strings stay strings, as on a command
+    line); returns (rc, stdout + stderr). For plays that stop before any
+    task reaches a host, or that run on localhost only."""
+    environment = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), **env}
+    done = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), str(playbook), "-e", json.dumps(extra_vars)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+        cwd=ROOT,
+    )
+    return done.returncode, done.stdout + done.stderr

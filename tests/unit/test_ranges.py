@@ -7,15 +7,12 @@ anything else of the role runs."""
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 
 import pytest
 import ranges
 import yaml
-from conftest import ROOT
+from conftest import ROOT, ansible_playbook
 
 # Derived defaults ("{{ ... }}") as the roles resolve them with the edge's
 # own defaults.
@@ -201,19 +198,9 @@ def test_the_role_refuses_before_its_other_tasks(tmp_path):
             ]
         )
     )
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles")}
     extra = {"proxy_sites_host_checks": False, "nginx_worker_connections": "-1", "nginx_reload_timeout": "0"}
-    done = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", str(playbook), "-e", json.dumps(extra)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-        cwd=ROOT,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode != 0, output
+    rc, output = ansible_playbook("localhost,", playbook, extra, ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    assert rc != 0, output
     assert (
         "The nginx role's variables are out of range:\n"
         "- nginx_worker_connections: '-1' is not a whole number from 1 up\n"

@@ -6,18 +6,14 @@ checks stop the run, and the hosts are never reached)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import jinja2
 import pytest
 import yaml
 from ansible.plugins.filter.core import to_bool
+from conftest import ROOT, ansible_playbook
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "roles/proxy_sites/filter_plugins"))
 import proxy_sites  # noqa: E402
 
@@ -90,17 +86,7 @@ def playbook_run(tmp_path, playbook, extra_vars):
     checks under test come before any task touches a host."""
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(yaml.safe_dump({"edge_hosts": {"children": {"pipelit_edge": {"hosts": {"edge.invalid": {}}}}}}))
-    env = {**os.environ, "ANSIBLE_GATHERING": "explicit", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
-    done = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / playbook), "-e", json.dumps(extra_vars)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-        cwd=ROOT,
-    )
-    return done.returncode, done.stdout + done.stderr
+    return ansible_playbook(inventory, ROOT / "playbooks" / playbook, extra_vars, ANSIBLE_GATHERING="explicit")
 
 
 @pytest.mark.parametrize("playbook", ["edge.yml", "verify.yml"])
