@@ -657,6 +657,17 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
     }
 
 
+def is_path(name, field, path, errors):
+    """Whether `path` is a plain absolute request path, as both renderers
+    write it into a matcher unquoted; if not, says so for site `name`."""
+    if is_text(path) and PATH_RE.match(path):
+        return True
+    errors.add(
+        name, field, f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'"
+    )
+    return False
+
+
 def check_denied_paths(name, denied, exposed, routes, errors):
     """The paths the edge refuses with 404, less those the site exposes; each
     as {path, base}: base is the path without its trailing '/', and a request
@@ -672,12 +683,7 @@ def check_denied_paths(name, denied, exposed, routes, errors):
     result, seen = [], {}
     for index, path in enumerate(denied):
         field = f"denied_paths[{index}]"
-        if not is_text(path) or not PATH_RE.match(path):
-            errors.add(
-                name,
-                field,
-                f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'",
-            )
+        if not is_path(name, field, path, errors):
             continue
         base = path.rstrip("/")
         if not base:
@@ -753,12 +759,7 @@ def check_verify_websocket_paths(name, paths, routes, errors):
         return []
     for index, path in enumerate(paths):
         field = f"verify_websocket_paths[{index}]"
-        if not is_text(path) or not PATH_RE.match(path):
-            errors.add(
-                name,
-                field,
-                f"{kind(path)} must be an absolute path ('/' first) with no spaces, quotes, braces, ';', '#', '*', '?', '%' or '\\'",
-            )
+        if not is_path(name, field, path, errors):
             continue
         if not routes:
             continue  # no routes at all: check_site says so
