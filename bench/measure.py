@@ -221,10 +221,20 @@ def guard_cost(cfg):
             for kind, host in (("guarded", f"{name}.bench.test"), ("unguarded", f"unguarded-{name}.bench.test")):
                 log(f"guard cost {name} {kind}")
                 try:
-                    cpu_before = cpu_seconds(edge)
-                    result = wrk(f"https://{host}:443/health", cfg)
-                    cpu_after = cpu_seconds(edge)
-                    if result["requests"] == 0 or result["non_2xx"] or result["socket_errors"]:
+                    # A cost is read from clean runs only. On a loaded machine
+                    # a run now and then gets a few errors (seen 2026-12-05:
+                    # 115 non-2xx of 41,786 through nginx, load average 4.8,
+                    # another scenario on the same two cores): that run is
+                    # made once more; errors twice in a row are a problem.
+                    for attempt in (1, 2):
+                        cpu_before = cpu_seconds(edge)
+                        result = wrk(f"https://{host}:443/health", cfg)
+                        cpu_after = cpu_seconds(edge)
+                        clean = result["requests"] and not result["non_2xx"] and not result["socket_errors"]
+                        if clean or attempt == 2:
+                            break
+                        log(f"guard cost {name} {kind}: {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors; once more")
+                    if not clean:
                         raise RuntimeError(
                             f"{result['requests']} requests, {result['non_2xx']} non-2xx, {result['socket_errors']} socket errors"
                         )
