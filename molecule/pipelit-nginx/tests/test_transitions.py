@@ -6,15 +6,18 @@ playbook with the inventory of that step:
 
 1. a second site (acme), then a domain added (its certificate expands);
 2. the domain removed again, its tls mode acme -> files;
-3. files -> self_signed, on https_port 9443;
+3. files -> self_signed, on https_port 9443, with HTTP/3 (that site alone);
 4. self_signed -> acme, back on 443, and its profile changed (pipelit ->
-   aliasvault: another upstream, other guarded paths, another backend port);
-5. the site renamed, then removed;
-6. nginx -> Caddy -> nginx (the handover of ports 80 and 443).
+   aliasvault: another upstream, other guarded paths, another backend port),
+   HTTP/3 for every site (the global default);
+5. the site renamed, then removed, and HTTP/3 off;
+6. nginx -> Caddy (with HTTP/3) -> nginx (without): the handover of ports
+   80 and 443, TCP and UDP.
 
 After each step: the run converged; a second run changes nothing;
 verify.yml passes; `ufw status` allows exactly the ports the sites serve and
-denies the ports their profiles declare; `systemctl --failed` is empty;
+denies the ports their profiles declare, and HTTP/3 answers from the probe on
+exactly the UDP ports it opens; `systemctl --failed` is empty;
 /etc/ssl/pipelit-edge and /etc/letsencrypt/live hold exactly the
 certificates of the step's sites. A client on the probe requests the first
 site ten times a second throughout: no request may fail in a step that only
@@ -115,33 +118,43 @@ STEPS = [
         True,
     ),
     (
-        "files to self_signed, on port 9443",
-        {"proxy_sites": [PIPELIT, {**EXTRA, "tls": {"mode": "self_signed"}, "https_port": 9443}]},
+        "files to self_signed, on port 9443 with HTTP/3",
+        {"proxy_sites": [PIPELIT, {**EXTRA, "tls": {"mode": "self_signed"}, "https_port": 9443, "http3": True}]},
         None,
-        {"80/tcp", "443/tcp", "9443/tcp"},
+        {"80/tcp", "443/tcp", "9443/tcp", "9443/udp"},
         PIPELIT_BACKEND,
         True,
     ),
     (
-        "self_signed to acme, back on 443, profile aliasvault",
-        {"proxy_sites": [PIPELIT, {**EXTRA, "profile": "aliasvault"}]},
+        "self_signed to acme, back on 443, profile aliasvault, HTTP/3 for all",
+        {"proxy_sites_http3": True, "proxy_sites": [PIPELIT, {**EXTRA, "profile": "aliasvault"}]},
         None,
-        {"80/tcp", "443/tcp"},
+        {"80/tcp", "443/tcp", "443/udp"},
         PIPELIT_BACKEND | ALIASVAULT_BACKEND,
         True,
     ),
     (
         "rename the site",
-        {"proxy_sites": [PIPELIT, {**EXTRA, "name": "vault", "profile": "aliasvault"}]},
+        {"proxy_sites_http3": True, "proxy_sites": [PIPELIT, {**EXTRA, "name": "vault", "profile": "aliasvault"}]},
         None,
-        {"80/tcp", "443/tcp"},
+        {"80/tcp", "443/tcp", "443/udp"},
         PIPELIT_BACKEND | ALIASVAULT_BACKEND,
         True,
     ),
-    ("remove the site", {"proxy_sites": [PIPELIT]}, None, {"80/tcp", "443/tcp"}, PIPELIT_BACKEND, True),
-    ("nginx to caddy", {"edge_proxy": "caddy"}, None, {"80/tcp", "443/tcp"}, PIPELIT_BACKEND, False),
+    ("remove the site, HTTP/3 off", {"proxy_sites": [PIPELIT]}, None, {"80/tcp", "443/tcp"}, PIPELIT_BACKEND, True),
+    (
+        "nginx to caddy, HTTP/3 on",
+        {"edge_proxy": "caddy", "proxy_sites_http3": True},
+        None,
+        {"80/tcp", "443/tcp", "443/udp"},
+        PIPELIT_BACKEND,
+        False,
+    ),
     ("caddy to nginx", {}, None, {"80/tcp", "443/tcp"}, PIPELIT_BACKEND, False),
 ]
+# The name each HTTPS port is asked for over HTTP/3 in every step (the site
+# on 9443 exists only in its step; elsewhere nothing answers there).
+HTTP3_TARGETS = {443: "pipelit.test", 9443: "vault.test"}
 NAMES = [step[0] for step in STEPS]
 
 
@@ -169,10 +182,23 @@ def firewall(edge):
     return rules
 
 
-def snapshot(edge):
+def http3_answers(probe):
+    """The HTTPS ports that answer a request over HTTP/3 from the probe (its
+    curl, Debian 13's, speaks it): "PORT/udp" strings, as the firewall's."""
+    answering = set()
+    for port, domain in HTTP3_TARGETS.items():
+        # Only the protocol is at stake here (verify.yml checks the chains).
+        command = f"curl --http3-only -sk -o /dev/null -w '%{{http_version}}' --max-time 5 https://{domain}:{port}/"
+        if probe.run(command).stdout.strip() == "3":
+            answering.add(f"{port}/udp")
+    return answering
+
+
+def snapshot(edge, probe):
     """What the host holds after a step, for the tests to compare with the
     step's inventory."""
     return {
+        "http3": http3_answers(probe),
         "firewall": firewall(edge),
         "failed units": edge.check_output("systemctl list-units --state=failed --no-legend --plain | awk '{print $1}'").split(),
         "tls dirs": set(edge.check_output(f"find {TLS_DIR} -mindepth 1 -maxdepth 1 -printf '%f\\n' 2>/dev/null || true").split()),
@@ -210,7 +236,7 @@ def transitions(edge, probe):
                 "second run": round(again_ended - record["window"][1]),
                 "verify": round(time.time() - again_ended),
             }
-            record["state"] = snapshot(edge)
+            record["state"] = snapshot(edge, probe)
             record["steady"] = (record["window"][1], time.time())
         time.sleep(3)  # a few answers after the last run
     finally:
@@ -264,6 +290,24 @@ def test_the_firewall_holds_what_the_inventory_implies(transitions, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_http3_answers_exactly_where_the_firewall_opens_udp(transitions, name):
+    record = step(transitions, name)
+    assert "state" in record, "the step's run failed"
+    _, _, _, allowed, _, _ = spec(name)
+    assert record["state"]["http3"] == {port for port in allowed if port.endswith("/udp")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_verify_makes_an_http3_request_exactly_where_it_is_served(transitions, name):
+    record = step(transitions, name)
+    assert "verify" in record, "the step's run failed"
+    _, _, _, allowed, _, _ = spec(name)
+    served = any(port.endswith("/udp") for port in allowed)
+    rows = re.findall(r"(PASS|FAIL|SKIP)\s+\S+\s+http3\s", record["verify"].output)
+    assert (rows and set(rows) == {"PASS"}) if served else rows == [], record["verify"].output[-4000:]
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_no_unit_is_failed(transitions, name):
     record = step(transitions, name)
     assert "state" in record, "the step's run failed"
@@ -292,7 +336,7 @@ def test_the_certificates_are_those_of_the_sites(transitions, name):
 
 
 def test_the_proxy_switch_stops_and_disables_the_other_proxy(transitions):
-    to_caddy, back = step(transitions, "nginx to caddy"), step(transitions, "caddy to nginx")
+    to_caddy, back = step(transitions, "nginx to caddy, HTTP/3 on"), step(transitions, "caddy to nginx")
     assert "Stopped and disabled nginx.service, certbot.timer" in to_caddy["run"].output
     assert to_caddy["state"]["units"] == {
         "caddy": ("enabled", "active"),

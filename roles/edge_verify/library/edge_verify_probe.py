@@ -33,6 +33,13 @@ options:
     description: Fewest days a certificate may have left.
     type: int
     default: 14
+  http3:
+    description:
+      - Whether the site serves HTTP/3 on this host (the model's C(http3)). True adds a real HTTP/3 request (status and
+        protocol; C(curl --http3-only), skipped with the reason where the machine's curl has no HTTP/3) and expects
+        C(Alt-Svc) to advertise C(h3) on the HTTPS port; false expects no C(h3) in C(Alt-Svc).
+    type: bool
+    default: false
   http_path:
     description: Path requested for the header check.
     type: str
@@ -77,9 +84,11 @@ import base64
 import hashlib
 import http.client
 import os
+import shutil
 import socket
 import ssl
 import struct
+import subprocess
 import tempfile
 import time
 
@@ -182,23 +191,65 @@ class Prober:
         return rows
 
     def headers(self, domain):
+        """The security headers, and Alt-Svc's h3 as the site's http3 says: two rows from one request."""
         site = self.p["site"]
         target = "https://%s%s" % (with_port(domain, site["https_port"], 443), self.p["http_path"])
         try:
             with self.connect(domain, site["https_port"], self.tls_context(self.p["verify_chain"])) as sock:
                 response = self.request(sock, with_port(domain, site["https_port"], 443), self.p["http_path"])
         except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
-            return row("headers", target, False, "no answer: %s" % exc)
+            return [row("headers", target, False, "no answer: %s" % exc)]
+        rows = [self.alt_svc(target, response.getheader("Alt-Svc"))]
         wanted = {h["name"]: h["value"] for h in site.get("headers") or [] if h.get("value")}
         wrong = ["%s: %r (expected %r)" % (k, response.getheader(k), v) for k, v in sorted(wanted.items()) if response.getheader(k) != v]
         if wrong:
-            return row("headers", target, False, "status %d; %s" % (response.status, "; ".join(wrong)))
+            return [row("headers", target, False, "status %d; %s" % (response.status, "; ".join(wrong)))] + rows
+        return [
+            row(
+                "headers",
+                target,
+                response.status < 500,
+                "status %d; %s" % (response.status, ", ".join(sorted(wanted)) or "no headers expected"),
+            )
+        ] + rows
+
+    def alt_svc(self, target, value):
+        """HTTP/3 advertised on the site's own HTTPS port exactly when it serves it."""
+        advertised = 'h3=":%d"' % self.p["site"]["https_port"] in (value or "").replace(" ", "")
+        if self.p["http3"]:
+            return row("alt-svc", target, advertised, "Alt-Svc: %s%s" % (value, "" if advertised else " (expected h3 on this port)"))
         return row(
-            "headers",
-            target,
-            response.status < 500,
-            "status %d; %s" % (response.status, ", ".join(sorted(wanted)) or "no headers expected"),
+            "alt-svc", target, not advertised, "no h3 advertised (HTTP/3 off)" if not advertised else "Alt-Svc: %s (HTTP/3 is off)" % value
         )
+
+    def http3(self, domain):
+        """A real HTTP/3 request (QUIC over UDP), by curl: the standard library has no QUIC."""
+        site = self.p["site"]
+        host = with_port(domain, site["https_port"], 443)
+        target = "https://%s%s" % (host, self.p["http_path"])
+        curl = shutil.which("curl")
+        if not curl or "HTTP3" not in subprocess.run([curl, "-V"], capture_output=True, text=True).stdout:
+            return {
+                "check": "http3",
+                "target": target,
+                "status": "skip",
+                "detail": "this machine's curl has no HTTP/3 (curl -V lists no HTTP3; Debian 13's has)",
+            }
+        command = [curl, "--http3-only", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"]
+        command += ["--max-time", str(self.timeout), "-A", "pipelit-edge-verify"]
+        if self.p["connect_to"]:
+            # --connect-to takes a host name as well as an address (--resolve only an address).
+            command += ["--connect-to", "%s:%d:%s:%d" % (domain, site["https_port"], self.p["connect_to"], site["https_port"])]
+        if not self.p["verify_chain"]:
+            command.append("--insecure")
+        elif self.p["ca_bundle"]:
+            command += ["--cacert", self.p["ca_bundle"]]
+        result = subprocess.run(command + [target], capture_output=True, text=True)
+        status, _, version = result.stdout.strip().partition(" ")
+        if result.returncode != 0:
+            return row("http3", target, False, "no answer over QUIC: %s" % (result.stderr.strip() or "curl exit %d" % result.returncode))
+        ok = version == "3" and status.isdigit() and int(status) < 500
+        return row("http3", target, ok, "status %s over HTTP/%s" % (status, version))
 
     def websocket(self, domain, path):
         site = self.p["site"]
@@ -270,7 +321,9 @@ class Prober:
             rows.append(self.redirect(domain))
             rows.extend(self.certificate(domain))
         primary = site["domains"][0]
-        rows.append(self.headers(primary))
+        rows.extend(self.headers(primary))
+        if self.p["http3"]:
+            rows.append(self.http3(primary))
         rows.extend(self.websocket(primary, path) for path in self.p["websocket_paths"])
         for checked in rows:
             checked["site"] = site["name"]
@@ -340,6 +393,7 @@ def main():
             verify_chain=dict(type="bool", default=True),
             ca_bundle=dict(type="str", default=""),
             min_days=dict(type="int", default=14),
+            http3=dict(type="bool", default=False),
             http_path=dict(type="str", default="/"),
             websocket_paths=dict(type="list", elements="str", default=[]),
             websocket_mode=dict(type="str", choices=["echo", "ping"], default="ping"),

@@ -23,6 +23,15 @@ from edge_testing import config_digest as digest_of  # noqa: E402
 from edge_testing import curl, edge, probe, run_converge, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
 
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
+DISTRO = os.environ.get("PIPELIT_EDGE_DISTRO", "debian12")
+
+# HTTP/3: the sites inherit proxy_sites_http3: true (vars/sites.yml). Caddy
+# serves it everywhere, nginx from Debian 13 (1.22 has no HTTP/3 module).
+HTTP3_SERVED = PROXY == "caddy" or DISTRO != "debian12"
+# The probe's Debian is the edge's, and Debian 13's curl speaks HTTP/3:
+# where both hold, every check of the suite that takes a protocol runs over
+# HTTP/3 as well.
+HTTP3_CHECKED = HTTP3_SERVED and DISTRO != "debian12"
 
 # The sites of molecule/shared/vars/sites.yml, by the domains the edge
 # container answers to on the scenario network.

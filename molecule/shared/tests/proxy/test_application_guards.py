@@ -4,8 +4,8 @@ Pipelit's UI route serves `dist / decoded_path` without normalising it; the
 stand-ins have the same flaw on purpose (echo_backend.py --serve-files), and
 a secret file lies outside their dist/ (molecule/shared/prepare.yml). Both
 profiles turn the path guard on, so every spelling that could reach it is
-refused with 400 before any upstream sees it, over HTTP/1.1 and HTTP/2 and in
-absolute form, while ordinary paths still reach the backend byte for byte.
+refused with 400 before any upstream sees it, over HTTP/1.1, HTTP/2 and (where
+served and the probe speaks it) HTTP/3, and in absolute form, while ordinary paths still reach the backend byte for byte.
 Pipelit's private endpoints are answered 404 at the edge; one inventory
 setting (a site's exposed_paths) serves one of them again.
 """
@@ -14,7 +14,7 @@ import json
 import shlex
 
 import pytest
-from conftest import FLAVOUR, PIPELIT, VAULT, run_converge, valid_sites
+from conftest import FLAVOUR, HTTP3_CHECKED, PIPELIT, VAULT, run_converge, valid_sites
 
 SECRET_FILE = "/etc/pipelit-edge-fixture-secret"
 SECRET = "pipelit-edge-fixture-secret-never-served"
@@ -111,7 +111,7 @@ def test_the_stand_in_has_the_flaw_the_guard_is_for(edge):
 
 @pytest.fixture(scope="module")
 def ambiguous(probe, ca_files):
-    """Every spelling, over HTTP/1.1 and HTTP/2, and in absolute form, through
+    """Every spelling, over HTTP/1.1, HTTP/2 (and HTTP/3), and in absolute form, through
     both sites: {(domain, label): (status, secret seen, body)}."""
     results = {}
     for domain, site in ((PIPELIT, "pipelit"), (VAULT, "aliasvault")):
@@ -119,6 +119,8 @@ def ambiguous(probe, ca_files):
         for label, target in SPELLINGS.items():
             cases.append((f"{label} (HTTP/1.1)", target, ["--http1.1"]))
             cases.append((f"{label} (HTTP/2)", target, ["--http2"]))
+            if HTTP3_CHECKED:
+                cases.append((f"{label} (HTTP/3)", target, ["--http3-only"]))
         for label in ("empty segment", "encoded slash", "encoded slashes between dots", "encoded dots"):
             cases.append((f"{label} (absolute form)", f"https://{domain}{SPELLINGS[label]}", ["--http1.1"]))
         for label, outcome in requests(probe, ca_files[site], domain, cases).items():
@@ -144,7 +146,7 @@ def test_every_ambiguous_path_is_refused_with_400(ambiguous, domain):
 
 @pytest.mark.parametrize("domain", [PIPELIT, VAULT])
 @pytest.mark.parametrize("target", LEGITIMATE)
-@pytest.mark.parametrize("protocol", ["--http1.1", "--http2"])
+@pytest.mark.parametrize("protocol", ["--http1.1", "--http2"] + (["--http3-only"] if HTTP3_CHECKED else []))
 def test_ordinary_paths_reach_the_backend_byte_for_byte(fetch, domain, target, protocol):
     seen = fetch(f"https://{domain}{target}", protocol, "--path-as-is").json()
     assert seen["target"] == target
