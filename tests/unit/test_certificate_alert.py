@@ -2,7 +2,7 @@
 pipelit-edge-certificate-alert): its reading of what certbot and Caddy wrote,
 whom it alerts about, and how it calls the operator's command. The journal
 (logger, journalctl) is a stand-in; connecting to the served port
-(served_expiry) is left to the Molecule scenarios."""
+(served_dates) is left to the Molecule scenarios."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import types
 
 import pytest
+from certificates import needs_openssl
 from conftest import load_script
 
 alert_script = load_script("roles/certificate_alerts/files/pipelit-edge-certificate-alert", "pipelit_edge_certificate_alert")
@@ -152,17 +153,17 @@ def test_the_daily_check_alerts_for_few_days_left_or_no_certificate(monkeypatch,
     def served(domain, port):
         if domain == "www.pipelit.test":
             raise ConnectionRefusedError("refused")
-        return now + datetime.timedelta(days=3 if domain == "pipelit.test" else 60)
+        return now - datetime.timedelta(days=30), now + datetime.timedelta(days=3 if domain == "pipelit.test" else 60)
 
-    monkeypatch.setattr(alert_script, "served_expiry", served)
-    assert alert_script.check_expiry(CONFIG, 14) is False
+    monkeypatch.setattr(alert_script, "served_dates", served)
+    assert alert_script.check_expiry(CONFIG, alert_script.Threshold(14)) is False
     ((event, site, domains, message, extra),) = alerts
     assert (event, site, domains) == ("expiring", "pipelit", ["pipelit.test", "www.pipelit.test"])
     assert "fewer than 14 days left, or none served" in message
     assert "pipelit.test: expires in 3.0 days" in message and "www.pipelit.test: no certificate read on port 443 (refused)" in message
     assert extra == {"days_left": "3.0"}
     alerts.clear()
-    assert alert_script.check_expiry(CONFIG, 2) is False  # the refused domain still alerts
+    assert alert_script.check_expiry(CONFIG, alert_script.Threshold(2)) is False  # the refused domain still alerts
     assert alerts[0][4] == {}
 
 
@@ -269,8 +270,9 @@ def test_main_dispatches_and_exits_by_the_outcome(monkeypatch, tmp_path, journal
     config.write_text(json.dumps({**CONFIG, "caddy_journal": True, "state_dir": str(tmp_path)}))
     monkeypatch.setattr(alert_script, "CONFIG", str(config))
     monkeypatch.setattr(alert_script, "COMMAND", str(tmp_path / "none"))
+    now = datetime.datetime.now(datetime.UTC)
     monkeypatch.setattr(
-        alert_script, "served_expiry", lambda domain, port: datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=30)
+        alert_script, "served_dates", lambda domain, port: (now - datetime.timedelta(days=60), now + datetime.timedelta(days=30))
     )
     monkeypatch.setattr(alert_script, "caddy_failures", lambda config: True)
     for argv, code in ((["check"], 0), (["test"], 0), ([], 2)):
@@ -323,5 +325,82 @@ def test_served_expiry_reads_a_certificate(monkeypatch):
 
     monkeypatch.setattr(alert_script.socket, "create_connection", lambda address, timeout: Conn())
     monkeypatch.setattr(alert_script.ssl, "SSLContext", Context)
-    left = alert_script.served_expiry("a.test", 443) - datetime.datetime.now(datetime.UTC)
+    not_before, not_after = alert_script.served_dates("a.test", 443)
+    left = not_after - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(days=9) < left <= datetime.timedelta(days=10)
+    assert not_after - not_before == datetime.timedelta(days=10)
+
+
+def real_certificate_dates(days):
+    """notBefore and notAfter of a certificate of DAYS days made here, read as the check reads a served one."""
+    pem = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", os.devnull]
+        + ["-days", str(days), "-subj", "/CN=a.test"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return alert_script.certificate_dates(pem)
+
+
+# (lifetime in days, the lifetime rule's threshold in days: a sixth)
+LIFETIMES = [(90, 15.0), (45, 7.5), (6, 1.0)]
+
+
+@needs_openssl
+@pytest.mark.parametrize(("days", "sixth"), LIFETIMES)
+def test_the_threshold_is_a_sixth_of_the_served_certificates_lifetime(monkeypatch, alerts, days, sixth):
+    not_before, not_after = real_certificate_dates(days)
+    assert alert_script.Threshold().days_for(not_before, not_after) == (sixth, f"1/6 of its {days}-day lifetime")
+    monkeypatch.setattr(alert_script, "served_dates", lambda domain, port: (not_before, not_after))
+    config = {**CONFIG, "sites": [CONFIG["sites"][1]]}
+    # A healthy certificate renews at a third left: never alerted.
+    at_a_third = not_after - datetime.timedelta(days=days / 3)
+    assert alert_script.check_expiry(config, alert_script.Threshold(), now=at_a_third) is True and alerts == []
+    # Just above a sixth left: quiet; just below: the alert says days left, threshold and how it was derived.
+    assert alert_script.check_expiry(config, alert_script.Threshold(), now=not_after - datetime.timedelta(days=sixth + 0.05)) is True
+    assert alert_script.check_expiry(config, alert_script.Threshold(), now=not_after - datetime.timedelta(days=sixth - 0.05)) is False
+    ((event, site, domains, message, extra),) = alerts
+    assert (event, site, domains) == ("expiring", "vault", ["vault.test"])
+    assert "needs attention (less than 1/6 of its lifetime left, or none served)" in message
+    left = f"{sixth - 0.05:.1f}"
+    assert f"vault.test: expires in {left} days" in message
+    assert f"below the threshold of {sixth:.1f} days (1/6 of its {days}-day lifetime)" in message
+    assert extra == {"days_left": left}
+
+
+@needs_openssl
+@pytest.mark.parametrize(("days", "sixth"), LIFETIMES)
+def test_a_fixed_min_days_overrides_the_lifetime_rule(monkeypatch, alerts, days, sixth):
+    not_before, not_after = real_certificate_dates(days)
+    monkeypatch.setattr(alert_script, "served_dates", lambda domain, port: (not_before, not_after))
+    config = {**CONFIG, "sites": [CONFIG["sites"][1]]}
+    fixed = alert_script.Threshold(14, "1/6")
+    assert fixed.days_for(not_before, not_after) == (14.0, "fixed by certificate_alerts_min_days")
+    # 14 days: a fresh 6-day certificate alerts at once (why the lifetime rule is the default).
+    fresh = alert_script.check_expiry(config, fixed, now=not_before)
+    assert fresh is (days > 14)
+    alerts.clear()
+    assert alert_script.check_expiry(config, fixed, now=not_after - datetime.timedelta(days=13.9)) is False
+    assert "needs attention (fewer than 14 days left, or none served)" in alerts[0][3]
+    assert "below the threshold of 14.0 days (fixed by certificate_alerts_min_days)" in alerts[0][3]
+
+
+def test_main_reads_the_lifetime_rule_and_its_overrides(monkeypatch, tmp_path, journal):
+    config = tmp_path / "certificate-alerts.json"
+    config.write_text(json.dumps({**CONFIG, "min_days": None, "min_lifetime_fraction": "1/6"}))
+    monkeypatch.setattr(alert_script, "CONFIG", str(config))
+    monkeypatch.setattr(alert_script, "COMMAND", str(tmp_path / "none"))
+    now = datetime.datetime.now(datetime.UTC)
+    # 90 days, 20 left: above a sixth (15), below a quarter (22.5).
+    monkeypatch.setattr(
+        alert_script, "served_dates", lambda domain, port: (now - datetime.timedelta(days=70), now + datetime.timedelta(days=20))
+    )
+    monkeypatch.setattr(sys, "argv", ["x", "check"])
+    monkeypatch.delenv("PIPELIT_EDGE_ALERT_MIN_DAYS", raising=False)
+    assert alert_script.main() == 0
+    assert journal[-1] == ("info", "pipelit-edge on edge1: every checked certificate has at least 1/6 of its lifetime left")
+    monkeypatch.setenv("PIPELIT_EDGE_ALERT_MIN_LIFETIME_FRACTION", "1/4")
+    assert alert_script.main() == 1
+    monkeypatch.setenv("PIPELIT_EDGE_ALERT_MIN_DAYS", "21")  # a fixed threshold wins over any fraction
+    assert alert_script.main() == 1 and "(fewer than 21 days left, or none served)" in journal[-1][1]

@@ -105,6 +105,14 @@ CASES = [
     ("certificate_alerts_caddy", 2, 0, "a boolean"),
     ("certificate_alerts_host_name", "", "edge", "a non-empty string"),
     ("certificate_alerts_certbot_cert_name_prefix", "", "p", "a non-empty prefix"),
+    ("certificate_alerts_min_days", "soon", None, "a whole number from 0 up"),
+    ("certificate_alerts_min_lifetime_fraction", "1", "1/6", "a fraction above 0 and below 1"),
+    ("certificate_alerts_min_lifetime_fraction", 0, 0.99, "a fraction above 0 and below 1"),
+    ("certbot_renew_before_fraction", "a third", "1/3", "a fraction above 0 and below 1"),
+    ("certbot_renew_before_fraction", "3/2", 0.5, "a fraction above 0 and below 1"),
+    ("certbot_renew_before_expiry", "30", "30 days", "empty (a fraction of the lifetime) or N hours, N days or N weeks"),
+    ("certbot_renew_before_expiry", "0 days", "1 hour", "empty (a fraction of the lifetime) or N hours, N days or N weeks"),
+    ("certbot_acme_profile", "short lived", "shortlived", "empty (the CA's default) or a profile name"),
     ("edge_verify_timeout", 0, 1, "a whole number from 1 up"),
     ("edge_verify_min_days_valid", -1, 0, "a whole number from 0 up"),
     ("edge_verify_controller", "", "localhost", "a non-empty string"),
@@ -134,7 +142,12 @@ def test_every_variable_of_every_check_has_a_case():
         for task in yaml.safe_load((ROOT / f"roles/{role}/tasks/validate.yml").read_text(encoding="utf-8")):
             for value in task.get("vars", {}).values():
                 checked |= set(re.findall(r"'([a-z0-9_]+)': ", value))
-    cased = {case[0] for case in CASES} | {"acme_preflight_addresses", "edge_verify_denied_ports", "edge_verify_closed_ports"}
+    cased = {case[0] for case in CASES} | {
+        "acme_preflight_addresses",
+        "edge_verify_denied_ports",
+        "edge_verify_closed_ports",
+        "certbot_platform",
+    }
     assert checked == cased
 
 
@@ -144,6 +157,25 @@ def test_renew_days_must_stay_under_the_lifetime():
         "(fewer than nginx_self_signed_days, or every run would sign again)"
     ]
     assert errors_with("nginx_self_signed_renew_days", 89, nginx_self_signed_days=90) == []
+
+
+@pytest.mark.parametrize("platform", ["Debian 12", "Debian 13", ""])
+def test_the_ca_default_profile_needs_no_certbot_support(platform):
+    assert errors_with("certbot_acme_profile", "", certbot_platform=platform) == []
+
+
+def test_an_acme_profile_is_refused_where_certbot_cannot_ask_for_one():
+    # Debian 12's certbot 2.1 has no --preferred-profile; Debian 13's 4.0 has.
+    assert errors_with("certbot_acme_profile", "shortlived", certbot_platform="Debian 12") == [
+        "certbot_acme_profile: 'shortlived' cannot be asked for on Debian 12, whose certbot (2.1) has no "
+        "--preferred-profile (certbot 4.0 and later, Debian 13); leave it empty for the CA's default profile"
+    ]
+    assert errors_with("certbot_acme_profile", "shortlived", certbot_platform="Debian 13") == []
+
+
+def test_min_days_may_be_left_empty_for_the_lifetime_rule():
+    for value in (None, "", 0, "14"):
+        assert errors_with("certificate_alerts_min_days", value) == []
 
 
 def test_extra_vars_strings_of_numbers_are_read_as_numbers():

@@ -14,6 +14,7 @@ whose filters every role can use.
 
 from __future__ import annotations
 
+import fractions
 import ipaddress
 import math
 import re
@@ -47,6 +48,19 @@ SYSTEMD_TIMESPAN = re.compile(
 NAME_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NAME_PREFIX_ALLOWED = "a non-empty prefix of letters, digits, '.', '_' and '-'"
 
+# certbot's renew_before_expiry as the certbot role lets it be fixed: whole
+# hours, days or weeks (certbot's parsedatetime reads more, these alike in
+# certbot 2.1 and 4.0).
+CERTBOT_INTERVAL = re.compile(r"[1-9]\d* (?:hours?|days?|weeks?)")
+
+# ACME profile names (RFC draft acme-profiles: the directory's meta.profiles keys).
+ACME_PROFILE = re.compile(r"[A-Za-z0-9._-]*")
+
+# Where the distribution's certbot cannot ask for an ACME profile
+# (--preferred-profile came with certbot 4.0): "DISTRIBUTION MAJOR" to its
+# certbot's version. Debian 13 ships certbot 4.0.
+CERTBOT_WITHOUT_PROFILES = {"Debian 12": "2.1"}
+
 
 def _whole(value):
     """value as an int: an int (not a bool), a whole float, or a string of
@@ -71,6 +85,17 @@ def _number(value):
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _fraction(value):
+    """value as a Fraction strictly between 0 and 1 ("1/3", "0.25", 0.25); else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = fractions.Fraction(str(value).strip())
+    except (ValueError, ZeroDivisionError):
+        return None
+    return number if 0 < number < 1 else None
 
 
 def _span(low, high):
@@ -109,6 +134,10 @@ class _Checks:
         value = self.values.get(name)
         if not (isinstance(value, str) and regex.fullmatch(value)):
             self.refuse(name, allowed)
+
+    def fraction(self, name):
+        if _fraction(self.values.get(name)) is None:
+            self.refuse(name, "a fraction above 0 and below 1, such as 1/3 or 0.25")
 
     def text(self, name):
         value = self.values.get(name)
@@ -190,6 +219,19 @@ def certbot_range_errors(values):
     checks.whole("certbot_request_timeout", 1)
     checks.pattern("certbot_cert_name_prefix", NAME_PREFIX, NAME_PREFIX_ALLOWED)
     checks.text("certbot_proxy_reload_command")
+    checks.fraction("certbot_renew_before_fraction")
+    fixed = values.get("certbot_renew_before_expiry")
+    if fixed not in ("", None):
+        checks.pattern("certbot_renew_before_expiry", CERTBOT_INTERVAL, "empty (a fraction of the lifetime) or N hours, N days or N weeks")
+    profile = values.get("certbot_acme_profile")
+    checks.pattern("certbot_acme_profile", ACME_PROFILE, "empty (the CA's default) or a profile name (letters, digits, '.', '_', '-')")
+    platform = values.get("certbot_platform") or ""
+    if isinstance(profile, str) and profile and platform in CERTBOT_WITHOUT_PROFILES:
+        checks.errors.append(
+            f"certbot_acme_profile: {profile!r} cannot be asked for on {platform}, whose certbot "
+            f"({CERTBOT_WITHOUT_PROFILES[platform]}) has no --preferred-profile (certbot 4.0 and later, Debian 13); "
+            "leave it empty for the CA's default profile"
+        )
     return checks.errors
 
 
@@ -214,7 +256,9 @@ def certificate_alerts_range_errors(values):
     """The certificate_alerts role's variables out of range."""
     checks = _Checks(values)
     checks.whole("certificate_alerts_command_timeout", 1)
-    checks.whole("certificate_alerts_min_days", 0)
+    if values.get("certificate_alerts_min_days") not in ("", None):
+        checks.whole("certificate_alerts_min_days", 0)
+    checks.fraction("certificate_alerts_min_lifetime_fraction")
     checks.pattern(
         "certificate_alerts_randomized_delay",
         re.compile(f"{SYSTEMD_TIMESPAN.pattern}|\\s*infinity\\s*"),
