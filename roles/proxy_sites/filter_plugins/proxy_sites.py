@@ -60,6 +60,10 @@ FILE_PATH_RE = re.compile(r"^/[A-Za-z0-9._+@=,:/-]*$")
 SECRET_PARAM_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 # Let's Encrypt (and RFC 8555 CAs generally) issue at most 100 names per certificate.
 ACME_MAX_DOMAINS = 100
+# What Ansible's boolean reads (ansible.module_utils.parsing.convert_bool), for
+# proxy_sites_http3: extra vars (-e proxy_sites_http3=false) come as strings.
+BOOLEAN_TRUE = {"1", "on", "t", "true", "y", "yes"}
+BOOLEAN_FALSE = {"0", "off", "f", "false", "n", "no"}
 
 SITE_DEFAULTS = {
     "http_port": 80,
@@ -557,7 +561,20 @@ def check_headers(site, security_headers, layers, errors):
     return result
 
 
-def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=False):
+def check_http3(name, site, http3_default, errors):
+    """(served, explicit): whether the site serves HTTP/3, and whether the site
+    (or its profile) says so itself rather than inheriting proxy_sites_http3.
+    A proxy that cannot serve HTTP/3 refuses an explicit wish and drops an
+    inherited one (roles/nginx/tasks/validate.yml)."""
+    if "http3" not in site:
+        return http3_default, False
+    if not isinstance(site["http3"], bool):
+        errors.add(name, "http3", f"must be true or false, not {kind(site['http3'])}")
+        return False, True
+    return site["http3"], True
+
+
+def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=False, http3_default=False):
     site, labelled, header_layers = merged_site(raw, profiles, errors)
     name = site.get("name")
     if not is_text(name) or not NAME_RE.match(name):
@@ -631,7 +648,8 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
     denied = check_denied_paths(name, site["denied_paths"], site["exposed_paths"], normal_routes, errors)
     backend_ports = check_backend_ports(name, site["backend_ports"], errors)
     secret_params = check_secret_query_params(name, site["secret_query_params"], errors)
-    known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls"}
+    http3, http3_explicit = check_http3(name, site, http3_default, errors)
+    known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls", "http3"}
     unknown = set(map(str, site)) - known
     if unknown:
         errors.add(name, "site", f"unknown field(s) {', '.join(sorted(unknown))}")
@@ -643,6 +661,8 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
         "domains": domains,
         "http_port": site["http_port"],
         "https_port": site["https_port"],
+        "http3": http3,
+        "http3_explicit": http3_explicit,
         "tls": tls,
         "max_body_size": body,
         "headers": check_headers(name, security_headers, header_layers, errors),
@@ -803,7 +823,7 @@ def check_acme(name, site, domains, errors):
 def check_across_sites(normal, errors):
     """What no single site shows: names, identifiers, domains and ports that
     two sites (or two parts of one) would both claim in the rendered configuration."""
-    names, idents, upstream_ids, zones, owners, ports = {}, {}, {}, {}, {}, {}
+    names, idents, upstream_ids, zones, owners, ports, http3_ports = {}, {}, {}, {}, {}, {}, {}
     for site in normal:
         name = site["name"]
         if name in names:
@@ -849,6 +869,20 @@ def check_across_sites(normal, errors):
                     name, field, f"port {port} is already site '{other[0]}''s {other[2]}; one port cannot serve plain HTTP and HTTPS"
                 )
             ports.setdefault(port, (name, scheme, field))
+        # HTTP/3 is a property of the HTTPS port (the UDP listener, Caddy's
+        # server, the firewall's rule), not of a name on it.
+        port = site["https_port"]
+        if is_port(port):
+            other = http3_ports.get(port)
+            if other and other[1] != site["http3"]:
+                errors.add(
+                    name,
+                    "http3",
+                    f"is {str(site['http3']).lower()}, but site '{other[0]}' on the same https_port {port} has http3 "
+                    f"{str(other[1]).lower()}; HTTP/3 is on or off for a whole HTTPS port (give both sites the same http3, "
+                    "or different https_ports)",
+                )
+            http3_ports.setdefault(port, (name, site["http3"]))
 
 
 def merge_profiles(profiles, extra_profiles, errors):
@@ -897,9 +931,20 @@ def check_profiles(profiles, security_headers, tls_dir, errors):
             errors.add_profile(label, re.sub(r"^profile\.", "", field), problem)
 
 
-def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None):
+def read_http3_default(value, errors):
+    """proxy_sites_http3 as Ansible reads a boolean (a string from extra vars too)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
+        return value.strip().lower() in BOOLEAN_TRUE
+    errors.add("*", "proxy_sites_http3", f"must be true or false (as a string also yes, no, on, off, 1 or 0), not {kind(value)}")
+    return False
+
+
+def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False):
     """The one validation pass: returns (normalised sites, SiteErrors)."""
     errors = SiteErrors()
+    http3_default = read_http3_default(http3, errors)
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
         return [], errors
@@ -920,16 +965,16 @@ def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None)
                 f"#{index}", "name", f"every site needs a name (lower-case letters, digits, '-' and '_'), not {kind(site.get('name'))}"
             )
             site = {**site, "name": f"#{index}"}
-            normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, name_missing=True))
+            normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, True, http3_default))
             continue
-        normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors))
+        normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, http3_default=http3_default))
     check_across_sites(normal, errors)
     return normal, errors
 
 
-def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None):
+def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False):
     """Returns (normalised sites, error messages)."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles)
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)
     return normal, errors.messages
 
 
@@ -942,6 +987,26 @@ def proxy_sites_backend_ports(normal):
     return [f"{port}/tcp" for port in sorted(ports)]
 
 
+def proxy_sites_http3_ports(normal, available=True):
+    """The HTTPS ports that serve HTTP/3 on this host, sorted: those of the
+    sites with http3 (all sites of a port agree, check_across_sites), none
+    when the host's proxy cannot serve it (`available` false: nginx on
+    Debian 12). Each proxy role makes this decision once, with its own
+    `available`; its template and its served ports both read the result."""
+    if not available:
+        return []
+    return sorted({site["https_port"] for site in normal if site.get("http3")})
+
+
+def proxy_sites_served_ports(normal, http3_ports=None):
+    """The ports the sites listen on, as "80/tcp" strings (TCP, sorted), then
+    "443/udp" for each port of `http3_ports` (QUIC); by default, every port
+    whose sites ask for HTTP/3."""
+    tcp = sorted({site[field] for site in normal for field in ("http_port", "https_port")})
+    udp = proxy_sites_http3_ports(normal) if http3_ports is None else sorted(set(http3_ports))
+    return [f"{port}/tcp" for port in tcp] + [f"{port}/udp" for port in udp]
+
+
 def proxy_sites_secret_query_params(normal, fallback=("token",)):
     """Every site's secret query parameters, once each: one redaction pattern
     serves every log of the host. With no site, the fallback (the pattern
@@ -950,23 +1015,23 @@ def proxy_sites_secret_query_params(normal, fallback=("token",)):
     return names or list(fallback)
 
 
-def proxy_sites_model(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
+def proxy_sites_model(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
     """The model checked and normalised in one pass, as the role reads it:
     {errors: [{site, profile, field, problem, message}, ...] (empty when
     valid; a site's mistake has profile null, a profile's site null),
     sites: the normalised sites (see proxy_sites_normalize)}."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles)
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)
     return {"errors": errors.entries, "sites": normal}
 
 
-def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
+def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
     """Every mistake in the model, one message each (empty when valid)."""
-    return [error["message"] for error in proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles)["errors"]]
+    return [error["message"] for error in proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)["errors"]]
 
 
-def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None):
+def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
     """The model with profiles applied, defaults filled, sizes in bytes and timeouts in seconds."""
-    return proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles)["sites"]
+    return proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)["sites"]
 
 
 class FilterModule:
@@ -976,5 +1041,7 @@ class FilterModule:
             "proxy_sites_errors": proxy_sites_errors,
             "proxy_sites_normalize": proxy_sites_normalize,
             "proxy_sites_backend_ports": proxy_sites_backend_ports,
+            "proxy_sites_http3_ports": proxy_sites_http3_ports,
+            "proxy_sites_served_ports": proxy_sites_served_ports,
             "proxy_sites_secret_query_params": proxy_sites_secret_query_params,
         }
