@@ -332,3 +332,22 @@ def test_edge_verify_expects_the_udp_port_allowed():
     status += "443/udp (v6)               ALLOW IN    Anywhere (v6)              # pipelit-edge service\n"
     rows = {row["target"]: row for row in edge_verify.firewall_rows(status, 0, ["443/tcp", "443/udp"], [])}
     assert rows["443/udp"] == {"check": "firewall", "target": "443/udp", "status": "pass", "detail": "allowed from anywhere"}
+
+
+def test_edge_yml_refuses_it_before_the_firewall(tmp_path):
+    # playbooks/edge.yml imports validate.yml (and so the per-distribution
+    # variables) before the firewall: the refusal comes first, on a host
+    # that is never reached.
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"edge_hosts": {"children": {"pipelit_edge": {"hosts": {"edge.invalid": {}}}}}}))
+    extra = {
+        "edge_proxy": "nginx",
+        "ansible_connection": "local",
+        "ansible_facts": {"distribution": "Debian", "distribution_major_version": "12"},
+        "proxy_sites_host_checks": False,
+        "proxy_sites": [site("a", http3=True)],
+    }
+    rc, output = ansible_playbook(inventory, ROOT / "playbooks" / "edge.yml", extra, ANSIBLE_GATHERING="explicit")
+    assert rc != 0
+    assert "site(s) ''a'': http3: true" in output or "site(s) 'a': http3: true" in output, output[-3000:]
+    assert "TASK [ufw" not in output
