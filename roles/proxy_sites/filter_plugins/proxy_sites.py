@@ -562,10 +562,10 @@ def check_headers(site, security_headers, layers, errors):
 
 
 def check_http3(name, site, http3_default, errors):
-    """(served, explicit): whether the site serves HTTP/3, and whether the site
-    (or its profile) says so itself rather than inheriting proxy_sites_http3.
-    A proxy that cannot serve HTTP/3 refuses an explicit wish and drops an
-    inherited one (roles/nginx/tasks/validate.yml)."""
+    """(requested, explicit): whether the site asks for HTTP/3, and whether the
+    site (or its profile) says so itself rather than inheriting
+    proxy_sites_http3. A proxy that cannot serve HTTP/3 refuses an explicit
+    wish and drops an inherited one (roles/nginx/tasks/validate.yml)."""
     if "http3" not in site:
         return http3_default, False
     if not isinstance(site["http3"], bool):
@@ -574,7 +574,7 @@ def check_http3(name, site, http3_default, errors):
     return site["http3"], True
 
 
-def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=False, http3_default=False):
+def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=False, http3_default=False, http3_available=True):
     site, labelled, header_layers = merged_site(raw, profiles, errors)
     name = site.get("name")
     if not is_text(name) or not NAME_RE.match(name):
@@ -648,7 +648,7 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
     denied = check_denied_paths(name, site["denied_paths"], site["exposed_paths"], normal_routes, errors)
     backend_ports = check_backend_ports(name, site["backend_ports"], errors)
     secret_params = check_secret_query_params(name, site["secret_query_params"], errors)
-    http3, http3_explicit = check_http3(name, site, http3_default, errors)
+    http3_requested, http3_explicit = check_http3(name, site, http3_default, errors)
     known = set(SITE_DEFAULTS) | {"name", "profile", "domains", "tls", "http3"}
     unknown = set(map(str, site)) - known
     if unknown:
@@ -661,7 +661,9 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
         "domains": domains,
         "http_port": site["http_port"],
         "https_port": site["https_port"],
-        "http3": http3,
+        # Served on this host: asked for, and the host's proxy can.
+        "http3": http3_requested and http3_available,
+        "http3_requested": http3_requested,
         "http3_explicit": http3_explicit,
         "tls": tls,
         "max_body_size": body,
@@ -874,15 +876,15 @@ def check_across_sites(normal, errors):
         port = site["https_port"]
         if is_port(port):
             other = http3_ports.get(port)
-            if other and other[1] != site["http3"]:
+            if other and other[1] != site["http3_requested"]:
                 errors.add(
                     name,
                     "http3",
-                    f"is {str(site['http3']).lower()}, but site '{other[0]}' on the same https_port {port} has http3 "
+                    f"is {str(site['http3_requested']).lower()}, but site '{other[0]}' on the same https_port {port} has http3 "
                     f"{str(other[1]).lower()}; HTTP/3 is on or off for a whole HTTPS port (give both sites the same http3, "
                     "or different https_ports)",
                 )
-            http3_ports.setdefault(port, (name, site["http3"]))
+            http3_ports.setdefault(port, (name, site["http3_requested"]))
 
 
 def merge_profiles(profiles, extra_profiles, errors):
@@ -931,20 +933,23 @@ def check_profiles(profiles, security_headers, tls_dir, errors):
             errors.add_profile(label, re.sub(r"^profile\.", "", field), problem)
 
 
-def read_http3_default(value, errors):
-    """proxy_sites_http3 as Ansible reads a boolean (a string from extra vars too)."""
+def read_boolean(variable, value, errors):
+    """A top-level variable as Ansible reads a boolean (a string from extra vars too)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in BOOLEAN_TRUE | BOOLEAN_FALSE:
         return value.strip().lower() in BOOLEAN_TRUE
-    errors.add("*", "proxy_sites_http3", f"must be true or false (as a string also yes, no, on, off, 1 or 0), not {kind(value)}")
+    errors.add("*", variable, f"must be true or false (as a string also yes, no, on, off, 1 or 0), not {kind(value)}")
     return False
 
 
-def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False):
-    """The one validation pass: returns (normalised sites, SiteErrors)."""
+def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False, http3_available=True):
+    """The one validation pass: returns (normalised sites, SiteErrors).
+    http3: proxy_sites_http3; http3_available: proxy_sites_http3_available,
+    whether the host's proxy can serve HTTP/3 at all."""
     errors = SiteErrors()
-    http3_default = read_http3_default(http3, errors)
+    http3_default = read_boolean("proxy_sites_http3", http3, errors)
+    available = read_boolean("proxy_sites_http3_available", http3_available, errors)
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
         return [], errors
@@ -965,16 +970,16 @@ def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None,
                 f"#{index}", "name", f"every site needs a name (lower-case letters, digits, '-' and '_'), not {kind(site.get('name'))}"
             )
             site = {**site, "name": f"#{index}"}
-            normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, True, http3_default))
+            normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, True, http3_default, available))
             continue
-        normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, http3_default=http3_default))
+        normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, False, http3_default, available))
     check_across_sites(normal, errors)
     return normal, errors
 
 
-def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False):
+def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False, http3_available=True):
     """Returns (normalised sites, error messages)."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
     return normal, errors.messages
 
 
@@ -989,10 +994,11 @@ def proxy_sites_backend_ports(normal):
 
 def proxy_sites_http3_ports(normal, available=True):
     """The HTTPS ports that serve HTTP/3 on this host, sorted: those of the
-    sites with http3 (all sites of a port agree, check_across_sites), none
-    when the host's proxy cannot serve it (`available` false: nginx on
-    Debian 12). Each proxy role makes this decision once, with its own
-    `available`; its template and its served ports both read the result."""
+    sites whose http3 the model found served (asked for, all sites of a port
+    alike, and proxy_sites_http3_available), none when `available` is false.
+    Each proxy role calls it once with its own ability (nginx on Debian 12
+    has none, also when a play does not wire proxy_sites_http3_available);
+    its configuration and its served ports both read the result."""
     if not available:
         return []
     return sorted({site["https_port"] for site in normal if site.get("http3")})
@@ -1001,7 +1007,7 @@ def proxy_sites_http3_ports(normal, available=True):
 def proxy_sites_served_ports(normal, http3_ports=None):
     """The ports the sites listen on, as "80/tcp" strings (TCP, sorted), then
     "443/udp" for each port of `http3_ports` (QUIC); by default, every port
-    whose sites ask for HTTP/3."""
+    whose sites serve HTTP/3 (proxy_sites_http3_ports)."""
     tcp = sorted({site[field] for site in normal for field in ("http_port", "https_port")})
     udp = proxy_sites_http3_ports(normal) if http3_ports is None else sorted(set(http3_ports))
     return [f"{port}/tcp" for port in tcp] + [f"{port}/udp" for port in udp]
@@ -1015,23 +1021,32 @@ def proxy_sites_secret_query_params(normal, fallback=("token",)):
     return names or list(fallback)
 
 
-def proxy_sites_model(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
+def proxy_sites_model(
+    sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False, http3_available=True
+):
     """The model checked and normalised in one pass, as the role reads it:
     {errors: [{site, profile, field, problem, message}, ...] (empty when
     valid; a site's mistake has profile null, a profile's site null),
     sites: the normalised sites (see proxy_sites_normalize)}."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)
+    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
     return {"errors": errors.entries, "sites": normal}
 
 
-def proxy_sites_errors(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
+def proxy_sites_errors(
+    sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False, http3_available=True
+):
     """Every mistake in the model, one message each (empty when valid)."""
-    return [error["message"] for error in proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)["errors"]]
+    return [
+        error["message"]
+        for error in proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)["errors"]
+    ]
 
 
-def proxy_sites_normalize(sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False):
+def proxy_sites_normalize(
+    sites, profiles=None, security_headers=None, tls_dir="/etc/ssl/pipelit-edge", extra_profiles=None, http3=False, http3_available=True
+):
     """The model with profiles applied, defaults filled, sizes in bytes and timeouts in seconds."""
-    return proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3)["sites"]
+    return proxy_sites_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)["sites"]
 
 
 class FilterModule:
