@@ -57,6 +57,7 @@ def role_vars(role, distribution_file, sites, **overrides):
         published["proxy_sites_tls_dir"],
         published["proxy_sites_extra_profiles"],
         overrides.get("proxy_sites_http3", published["proxy_sites_http3"]),
+        overrides.get("proxy_sites_http3_available", published["proxy_sites_http3_available"]),
     )
     assert errors == [], errors
     values = {

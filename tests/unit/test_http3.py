@@ -12,6 +12,7 @@ import copy
 import re
 
 import edge_verify
+import jinja2
 import proxy_sites
 import pytest
 import ufw
@@ -35,7 +36,7 @@ def site(name="a", **fields):
     return result
 
 
-def model(*sites, http3=False, extra_profiles=None):
+def model(*sites, http3=False, extra_profiles=None, available=True):
     return proxy_sites.proxy_sites_model(
         list(sites),
         DEFAULTS["proxy_sites_profiles"],
@@ -43,6 +44,7 @@ def model(*sites, http3=False, extra_profiles=None):
         DEFAULTS["proxy_sites_tls_dir"],
         extra_profiles or {},
         http3,
+        available,
     )
 
 
@@ -60,14 +62,28 @@ def messages(*sites, **kwargs):
 
 
 def test_off_by_default():
-    assert DEFAULTS["proxy_sites_http3"] is False
+    assert DEFAULTS["proxy_sites_http3"] is False and DEFAULTS["proxy_sites_http3_available"] is True
     (only,) = normal(site())
-    assert (only["http3"], only["http3_explicit"]) == (False, False)
+    assert (only["http3"], only["http3_requested"], only["http3_explicit"]) == (False, False, False)
+
+
+def test_a_host_whose_proxy_cannot_serves_no_site_with_http3():
+    # proxy_sites_http3_available false (nginx on Debian 12, as the playbooks
+    # wire it): each site still says what it asked for, and how.
+    inherits, asks = normal(site("a"), site("b", http3=True, https_port=8443), http3=True, available="false")
+    assert (inherits["http3"], inherits["http3_requested"], inherits["http3_explicit"]) == (False, True, False)
+    assert (asks["http3"], asks["http3_requested"], asks["http3_explicit"]) == (False, True, True)
+    assert proxy_sites.proxy_sites_served_ports([inherits, asks]) == ["80/tcp", "443/tcp", "8443/tcp"]
+    # The sites of a port still have to agree on what they ask.
+    assert messages(site("a", http3=True), site("b"), available=False)[0].startswith("site 'b': http3: is false")
+    assert messages(site(), available="maybe") == [
+        "site '*': proxy_sites_http3_available: must be true or false (as a string also yes, no, on, off, 1 or 0), not 'maybe'"
+    ]
 
 
 def test_the_global_default_is_inherited_and_a_sites_own_value_wins():
     inherits, refuses, asks = normal(site("a"), site("b", http3=False, https_port=8443), site("c", http3=True, https_port=9443), http3=True)
-    assert (inherits["http3"], inherits["http3_explicit"]) == (True, False)
+    assert (inherits["http3"], inherits["http3_requested"], inherits["http3_explicit"]) == (True, True, False)
     assert (refuses["http3"], refuses["http3_explicit"]) == (False, True)
     assert (asks["http3"], asks["http3_explicit"]) == (True, True)
 
@@ -332,6 +348,23 @@ def test_edge_verify_expects_the_udp_port_allowed():
     status += "443/udp (v6)               ALLOW IN    Anywhere (v6)              # pipelit-edge service\n"
     rows = {row["target"]: row for row in edge_verify.firewall_rows(status, 0, ["443/tcp", "443/udp"], [])}
     assert rows["443/udp"] == {"check": "firewall", "target": "443/udp", "status": "pass", "detail": "allowed from anywhere"}
+
+
+def test_the_playbooks_wire_the_proxys_ability_into_the_model():
+    edge = yaml.safe_load((ROOT / "playbooks/edge.yml").read_text())[1]
+    wired = edge["vars"]["proxy_sites_http3_available"]
+    environment = jinja2.Environment()
+    for proxy, expected in (("nginx", "False"), ("caddy", "True")):
+        assert environment.from_string(wired).render(edge_proxy=proxy, nginx_http3_supported=False, caddy_http3_supported=True) == expected
+    # Before the roles: the model reads it.
+    assert [task["ansible.builtin.import_tasks"] for task in edge["pre_tasks"] if "ansible.builtin.import_tasks" in task] == [
+        "../roles/nginx/tasks/distribution.yml"
+    ]
+    verify = yaml.safe_load((ROOT / "playbooks/verify.yml").read_text())[1]
+    wired = verify["vars"]["proxy_sites_http3_available"]
+    assert environment.from_string(wired).render(nginx_http3_supported=False) == "False"
+    assert environment.from_string(wired).render() == "True"  # Caddy's hosts: nginx's vars are not loaded
+    assert "../roles/nginx/tasks/distribution.yml" in [task.get("ansible.builtin.import_tasks") for task in verify["pre_tasks"]]
 
 
 def test_edge_yml_refuses_it_before_the_firewall(tmp_path):
