@@ -920,8 +920,7 @@ def check_wildcards(name, domains, tls, errors):
             errors.add(
                 name,
                 f"domains[{index}]",
-                f"'{domain}' is a wildcard, which needs tls mode acme with challenge dns-01 "
-                "(a CA issues wildcard names over DNS-01 only)",
+                f"'{domain}' is a wildcard, which needs tls mode acme with challenge dns-01 (a CA issues wildcard names over DNS-01 only)",
             )
 
 
