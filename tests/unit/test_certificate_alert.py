@@ -325,3 +325,32 @@ def test_served_expiry_reads_a_certificate(monkeypatch):
     monkeypatch.setattr(alert_script.ssl, "SSLContext", Context)
     left = alert_script.served_expiry("a.test", 443) - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(days=9) < left <= datetime.timedelta(days=10)
+
+
+def test_a_wildcard_is_asked_for_by_a_name_it_covers(monkeypatch):
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    class Context:
+        def __init__(self, protocol):
+            pass
+
+        def wrap_socket(self, raw, server_hostname):
+            asked.append(server_hostname)
+            raise Stop
+
+    class Conn:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(alert_script.socket, "create_connection", lambda address, timeout: Conn())
+    monkeypatch.setattr(alert_script.ssl, "SSLContext", Context)
+    for domain in ("*.pipelit.test", "pipelit.test"):
+        with pytest.raises(Stop):
+            alert_script.served_expiry(domain, 443)
+    assert asked == ["pipelit-edge-verify.pipelit.test", "pipelit.test"]
