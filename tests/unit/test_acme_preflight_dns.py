@@ -144,11 +144,30 @@ class Server:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        # Updates come over TCP (as certbot sends them), on the same port.
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.bind(("127.0.0.1", self.port))
+        self.tcp.listen(4)
         self.records = set()
         self.updates = []
         self.stop = False
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
+        self.tcp_thread = threading.Thread(target=self.serve_tcp, daemon=True)
+        self.tcp_thread.start()
+
+    def serve_tcp(self):
+        self.tcp.settimeout(0.1)
+        while not self.stop:
+            try:
+                conn, _ = self.tcp.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                length = struct.unpack("!H", pf.receive(conn, 2))[0]
+                answer = self.answer(pf.receive(conn, length))
+                conn.sendall(struct.pack("!H", len(answer)) + answer)
 
     def serve(self):
         self.sock.settimeout(0.1)
@@ -213,7 +232,9 @@ def server():
     yield running
     running.stop = True
     running.thread.join()
+    running.tcp_thread.join()
     running.sock.close()
+    running.tcp.close()
 
 
 def check(server, name="_acme-challenge.pipelit.test", **fields):
@@ -279,3 +300,18 @@ def test_a_server_that_does_not_answer():
             False,
         )
     assert (problem, zone) == (f"no answer from 127.0.0.1:{port} within 0.3 s", None)
+
+
+def test_updates_go_over_tcp_as_certbot_sends_them(server):
+    server.stop = True
+    server.tcp_thread.join()
+    server.tcp.close()
+    server.stop = False
+    server.thread = threading.Thread(target=server.serve, daemon=True)
+    server.thread.start()
+    problem, zone = pf.check_one(check(server), SECRET, 1, False)
+    assert zone == "pipelit.test"
+    assert problem.startswith(
+        f"127.0.0.1:{server.port}: no answer over TCP to the update adding a TXT record at _acme-challenge.pipelit.test ("
+    )
+    assert "refused" in problem.lower()

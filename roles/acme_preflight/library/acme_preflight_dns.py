@@ -13,11 +13,12 @@ description:
     challenge name (C(_acme-challenge.) and the domain, a wildcard's base name) by SOA queries to the site's server,
     walking up the labels; the zone's SOA must come with an authoritative answer, as certbot's plugin requires.
   - Then sends an RFC 2136 UPDATE signed with the site's TSIG key (RFC 8945) that adds a TXT record with a random
-    token under the challenge name, and one that deletes it, and verifies the TSIG of each answer.
+    token under the challenge name, and one that deletes it, and verifies the TSIG of each answer. The updates go
+    over TCP, as certbot's plugin sends them; the SOA queries over UDP (TCP when truncated).
   - A failure names the site, the domain, the server and its answer (the RCODE, such as REFUSED or NOTAUTH, with
     the TSIG error, such as BADKEY or BADSIG), or that nothing answered in time.
   - In check mode only the SOA queries are sent (nothing is added to the zone).
-  - Standard library only (UDP, with TCP when an answer is truncated).
+  - Standard library only.
 options:
   checks:
     description: The pending dns-01 domains, each with C(site), C(domain), C(name) (the challenge name), C(server),
@@ -400,8 +401,12 @@ def check_one(check, secret, timeout, check_mode, clock=time.time):
     server, port = check["server"], int(check["port"])
     where = "%s:%d" % (server if ":" not in server else "[%s]" % server, port)
 
-    def ask(message):
-        data = exchange(server, port, message, timeout)
+    def ask(message, tcp=False):
+        if tcp:
+            family = socket.AF_INET6 if ipaddress.ip_address(server).version == 6 else socket.AF_INET
+            data = exchange_tcp(server, port, message, family, timeout)
+        else:
+            data = exchange(server, port, message, timeout)
         parsed = parse_message(data)
         if parsed["id"] != struct.unpack("!H", message[:2])[0]:
             raise DNSError("an answer to another message")
@@ -410,10 +415,15 @@ def check_one(check, secret, timeout, check_mode, clock=time.time):
     def ask_parsed(message):
         return ask(message)[0]
 
+    def silence(error):
+        """'within 10 s' for a timeout, else what the system said (connection refused...)."""
+        text = str(error)
+        return "within %g s" % timeout if "timed out" in text else "(%s)" % text
+
     try:
         zone, problem = find_zone(ask_parsed, check["name"])
-    except NoAnswer:
-        return "no answer from %s within %g s" % (where, timeout), None
+    except NoAnswer as error:
+        return "no answer from %s %s" % (where, silence(error)), None
     except DNSError as error:
         return "the answer from %s cannot be read (%s)" % (where, error), None
     if check_mode:
@@ -433,9 +443,10 @@ def check_one(check, secret, timeout, check_mode, clock=time.time):
         )
         action = "deleting" if delete else "adding"
         try:
-            parsed, data = ask(message)
-        except NoAnswer:
-            return "%s: no answer to the update %s a TXT record at %s within %g s" % (where, action, check["name"], timeout), zone
+            # Over TCP, as certbot's plugin sends its updates.
+            parsed, data = ask(message, tcp=True)
+        except NoAnswer as error:
+            return "%s: no answer over TCP to the update %s a TXT record at %s %s" % (where, action, check["name"], silence(error)), zone
         except DNSError as error:
             return "%s: the answer to the update cannot be read (%s)" % (where, error), zone
         prefix = "" if zone else "%s; " % problem
