@@ -169,3 +169,27 @@ def test_the_module_reports_pending_domains_and_an_older_proxy(monkeypatch, tmp_
     )
     assert result["proxy_serves_preflight"] is True and result["older_proxy_ports"] == [] and len(warned) == 1
     assert result["pending"][0]["reason"] == "no certificate in Caddy's storage"
+
+
+def test_dns01_domains_are_pending_apart_without_an_http_check(monkeypatch, tmp_path, capsys, letsencrypt):
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("server { }\n")
+    monkeypatch.setattr(state, "listening_ports", lambda: {})
+    monkeypatch.setattr(state, "ipv6_enabled", lambda: False)
+    monkeypatch.setattr(AnsibleModule, "run_command", lambda self, argv, **kw: openssl(argv) if argv[0] == "openssl" else (0, "[]", ""))
+    dns = {"server": "192.0.2.53", "port": 5353, "key_name": "k", "key_algorithm": "hmac-sha512", "key_id": "abc"}
+    wild = {"name": "wild", "domains": ["*.pipelit.test", "pipelit.test"], "http_port": 8080, "tls": {"challenge": "dns-01", "dns": dns}}
+    rc, result = run_module(
+        state.main,
+        capsys,
+        sites=[wild],
+        proxy="nginx",
+        directory_url=DIRECTORY,
+        certbot_config_dir=str(letsencrypt),
+        proxy_config=str(conf),
+        marker="/.well-known/pipelit-edge-preflight/",
+    )
+    assert rc == 0 and result["pending"] == [] and result["held_ports"] == []
+    common = {"site": "wild", "name": "_acme-challenge.pipelit.test", "reason": "no certificate yet", "server": "192.0.2.53", "port": 5353}
+    common.update({"key_name": "k", "key_algorithm": "hmac-sha512"})
+    assert result["pending_dns"] == [{**common, "domain": "*.pipelit.test"}, {**common, "domain": "pipelit.test"}]

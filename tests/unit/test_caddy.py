@@ -46,3 +46,12 @@ def test_every_problem_of_every_site_at_once():
 
 def test_the_filter_is_registered():
     assert FilterModule().filters()["caddy_unsupported"] is caddy_unsupported
+
+
+def test_a_dns01_site_is_refused_with_the_reason():
+    (problem,) = caddy_unsupported([site(tls={"mode": "acme", "challenge": "dns-01"})])
+    assert problem == (
+        "site 's': tls.challenge dns-01 needs a DNS provider module, which Debian's Caddy package does not include; "
+        "use edge_proxy: nginx (certbot), or tls mode files"
+    )
+    assert caddy_unsupported([site(tls={"mode": "acme", "challenge": "http-01"})]) == []

@@ -86,3 +86,38 @@ def test_the_certbot_role_requests_the_sites_the_rule_does_not_cover(monkeypatch
     # In the sites' order; only a read, so check mode answers the same.
     assert result["requests"] == ["new", "grown"]
     assert result["reasons"] == {"new": "no certificate yet", "grown": "its certificate covers grown.test"}
+
+
+def test_a_lineage_of_another_challenge_is_requested_again(letsencrypt):
+    renewal = letsencrypt / "renewal" / f"{NAME}.conf"
+    # No authenticator line counts as webroot (HTTP-01), as the role wrote it.
+    assert reason(letsencrypt) is None
+    dns01 = "its certificate was obtained with another challenge than dns-01"
+    assert certbot_request_reason(FakeModule({}, openssl), str(letsencrypt), NAME, SITE["domains"], "ecdsa", DIRECTORY, "dns-01") == dns01
+    renewal.write_text(f"version = 2.9.0\n[renewalparams]\nauthenticator = webroot\nserver = {DIRECTORY}\n")
+    assert reason(letsencrypt) is None
+    # http-01 -> dns-01 and back: requested again, so certbot records the new authenticator.
+    assert certbot_request_reason(FakeModule({}, openssl), str(letsencrypt), NAME, SITE["domains"], "ecdsa", DIRECTORY, "dns-01") == dns01
+    renewal.write_text(f"version = 2.9.0\n[renewalparams]\nauthenticator = dns-rfc2136\nserver = {DIRECTORY}\n")
+    assert certbot_request_reason(FakeModule({}, openssl), str(letsencrypt), NAME, SITE["domains"], "ecdsa", DIRECTORY, "dns-01") is None
+    assert reason(letsencrypt) == "its certificate was obtained with another challenge than http-01"
+
+
+def test_a_wildcard_compares_as_written(letsencrypt):
+    domains = ["*.pipelit.test", "pipelit.test"]
+    make_cert(letsencrypt / "live" / NAME / "cert.pem", domains)
+    assert reason(letsencrypt, domains=list(reversed(domains))) is None
+    assert reason(letsencrypt, domains=["pipelit.test"]) == "its certificate covers *.pipelit.test, pipelit.test"
+
+
+def test_the_module_passes_each_sites_challenge(monkeypatch, capsys, letsencrypt):
+    monkeypatch.setattr(AnsibleModule, "run_command", lambda self, argv, **kw: openssl(argv))
+    rc, result = run_module(
+        certbot_coverage.main,
+        capsys,
+        sites=[{**SITE, "tls": {"mode": "acme", "challenge": "dns-01"}}],
+        directory_url=DIRECTORY,
+        cert_name_prefix="pipelit-edge-",
+        config_dir=str(letsencrypt),
+    )
+    assert rc == 0 and result["reasons"] == {"pipelit": "its certificate was obtained with another challenge than dns-01"}

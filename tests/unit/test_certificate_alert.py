@@ -404,3 +404,32 @@ def test_main_reads_the_lifetime_rule_and_its_overrides(monkeypatch, tmp_path, j
     assert alert_script.main() == 1
     monkeypatch.setenv("PIPELIT_EDGE_ALERT_MIN_DAYS", "21")  # a fixed threshold wins over any fraction
     assert alert_script.main() == 1 and "(fewer than 21 days left, or none served)" in journal[-1][1]
+
+
+def test_a_wildcard_is_asked_for_by_a_name_it_covers(monkeypatch):
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    class Context:
+        def __init__(self, protocol):
+            pass
+
+        def wrap_socket(self, raw, server_hostname):
+            asked.append(server_hostname)
+            raise Stop
+
+    class Conn:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(alert_script.socket, "create_connection", lambda address, timeout: Conn())
+    monkeypatch.setattr(alert_script.ssl, "SSLContext", Context)
+    for domain in ("*.pipelit.test", "pipelit.test"):
+        with pytest.raises(Stop):
+            alert_script.served_dates(domain, 443)
+    assert asked == ["pipelit-edge-verify.pipelit.test", "pipelit.test"]

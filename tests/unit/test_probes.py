@@ -188,3 +188,44 @@ def test_rows_and_ports():
     assert verify_probe.row("tls", "a.test", False, "x")["status"] == "fail"
     assert verify_probe.with_port("a.test", 443, 443) == "a.test"
     assert verify_probe.with_port("a.test", 8443, 443) == "a.test:8443"
+
+
+def test_a_wildcard_is_checked_under_a_name_it_covers_or_skipped(monkeypatch):
+    calls = []
+
+    class Recorder(verify_probe.Prober):
+        def redirect(self, domain):
+            calls.append(("redirect", domain))
+            return verify_probe.row("redirect", domain, True, "")
+
+        def certificate(self, domain):
+            calls.append(("certificate", domain))
+            return []
+
+        def headers(self, domain):
+            calls.append(("headers", domain))
+            return []
+
+    site = {"name": "wild", "domains": ["*.pipelit.test", "pipelit.test"]}
+    params = {"site": site, "timeout": 1.0, "connect_to": "", "http3": False, "websocket_paths": []}
+
+    def no_such_name(*_args):
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    rows = Recorder(params).site_rows()
+    assert rows[0] == {
+        "check": "wildcard",
+        "target": "*.pipelit.test",
+        "status": "skip",
+        "detail": "checked as pipelit-edge-verify.pipelit.test, which does not resolve from here",
+        "site": "wild",
+    }
+    assert calls == [("redirect", "pipelit.test"), ("certificate", "pipelit.test"), ("headers", "pipelit.test")]
+    calls.clear()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_args: [("resolved",)])
+    Recorder(params).site_rows()
+    assert calls[0] == ("redirect", "pipelit-edge-verify.pipelit.test") and calls[-1] == ("headers", "pipelit-edge-verify.pipelit.test")
+    # With connect_to, the name need not resolve.
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    assert Recorder({**params, "connect_to": "192.0.2.1"}).probe_name("*.pipelit.test") == "pipelit-edge-verify.pipelit.test"

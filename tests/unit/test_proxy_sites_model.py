@@ -308,6 +308,8 @@ def test_the_pipelit_profile_fills_a_site(args):
         "mode": "acme",
         "certificate": "/etc/ssl/pipelit-edge/pipelit/fullchain.pem",
         "certificate_key": "/etc/ssl/pipelit-edge/pipelit/privkey.pem",
+        "challenge": "http-01",
+        "dns": None,
     }
     (upstream,) = site["upstreams"]
     assert upstream["id"] == "pipelit_app" and upstream["keepalive_timeout_seconds"] == 4 and upstream["keepalive"] == 32
@@ -386,7 +388,13 @@ def test_https_upstreams_send_the_first_servers_name_never_an_address(args):
 
 def test_files_mode_keeps_the_operators_paths(args):
     site = one(plain(tls={"mode": "files", "certificate": "/etc/ssl/c.pem", "certificate_key": "/etc/ssl/k.pem"}), args)
-    assert site["tls"] == {"mode": "files", "certificate": "/etc/ssl/c.pem", "certificate_key": "/etc/ssl/k.pem"}
+    assert site["tls"] == {
+        "mode": "files",
+        "certificate": "/etc/ssl/c.pem",
+        "certificate_key": "/etc/ssl/k.pem",
+        "challenge": None,
+        "dns": None,
+    }
 
 
 def test_a_rate_limit_gets_its_zone_and_sizes_become_bytes(args):

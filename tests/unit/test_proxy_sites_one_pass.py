@@ -54,7 +54,7 @@ def test_errors_and_sites_come_from_one_pass(monkeypatch, args):
     per_site = count_calls(monkeypatch, "check_site")
     sites = [pipelit(), plain(http_port="eighty")]
     result = proxy_sites_model(sites, *args)
-    assert sorted(result) == ["errors", "sites"]
+    assert sorted(result) == ["dns_secrets", "errors", "sites"]
     assert len(passes) == 1
     # Each site once, and each profile once (its stand-in site); nothing again for the errors.
     profiles = {**args[0], **args[3]}
@@ -116,6 +116,7 @@ def test_not_a_list_of_sites_is_one_error(args):
             }
         ],
         "sites": [],
+        "dns_secrets": {},
     }
 
 

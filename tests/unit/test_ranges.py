@@ -18,6 +18,8 @@ from conftest import ROOT, ansible_playbook
 # own defaults.
 RESOLVED = {
     "certbot_cert_name_prefix": "pipelit-edge-",
+    "certbot_dns_credentials_dir": "/etc/letsencrypt/pipelit-edge-dns",
+    "certbot_dns_propagation_seconds": 60,
     "certbot_proxy_reload_command": "/usr/local/sbin/pipelit-edge-nginx reload --timeout 30",
     "acme_preflight_controller": "localhost",
     "acme_preflight_certbot_cert_name_prefix": "pipelit-edge-",
@@ -88,6 +90,9 @@ CASES = [
     ("certbot_request_timeout", 2.5, 2.0, "a whole number from 1 up"),
     ("certbot_cert_name_prefix", "", "x", "a non-empty prefix"),
     ("certbot_proxy_reload_command", " ", "true", "a non-empty string"),
+    ("certbot_dns_credentials_dir", "etc/dns", "/d", "an absolute path"),
+    ("certbot_dns_propagation_seconds", -1, 0, "a whole number from 0 to 3600"),
+    ("certbot_dns_propagation_seconds", 3601, 3600, "a whole number from 0 to 3600"),
     ("acme_preflight_enabled", "enabled", "off", "a boolean"),
     ("acme_preflight_timeout", 0, 0.1, "a number of seconds above 0"),
     ("acme_preflight_timeout", "-1", "0.5", "a number of seconds above 0"),

@@ -119,3 +119,25 @@ def test_a_tls_dir_that_is_not_an_absolute_path_is_refused(tls_dir):
         [pipelit()], DEFAULTS["proxy_sites_profiles"], DEFAULTS["proxy_sites_security_headers"], tls_dir
     )
     assert errors == [f"site '*': proxy_sites_tls_dir: '{tls_dir}' is not an absolute path on the host (no spaces or quotes)"]
+
+
+def test_a_dns01_site_with_caddy_is_refused_before_any_change(tmp_path):
+    site = {
+        "name": "wild",
+        "profile": "pipelit",
+        "domains": ["*.pipelit.test", "pipelit.test"],
+        "tls": {
+            "mode": "acme",
+            "challenge": "dns-01",
+            "dns": {"server": "192.0.2.53", "key_name": "pipelit-edge-test", "key_secret": "c2VjcmV0LW9mLXRoZS10c2lnLWtleQ=="},
+        },
+    }
+    extra = {"edge_proxy": "caddy", "proxy_sites": [site], "proxy_sites_acme_email": "ops@example.com", "proxy_sites_host_checks": False}
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"edge_hosts": {"children": {"pipelit_edge": {"hosts": {"edge.invalid": {}}}}}}))
+    # With -vv: every set_fact's result is printed, except those with no_log.
+    rc, output = ansible_playbook(inventory, ROOT / "playbooks" / "edge.yml", extra, ANSIBLE_GATHERING="explicit", ANSIBLE_VERBOSITY="2")
+    assert rc != 0
+    assert "site 'wild': tls.challenge dns-01 needs a DNS provider module, which Debian's Caddy package does not include" in output
+    # Before the firewall, and the secret is printed nowhere.
+    assert "TASK [ufw" not in output and "c2VjcmV0LW9mLXRoZS10c2lnLWtleQ==" not in output

@@ -8,6 +8,9 @@ module: acme_preflight_state
 short_description: Read which acme domains will be sent to the CA, the host's addresses and who holds the HTTP ports.
 description:
   - Runs on the edge host and changes nothing (check mode runs it the same).
+  - Returns in C(pending_dns) the same for the sites with C(tls.challenge) dns-01, each with its challenge name
+    (C(_acme-challenge.) and the domain, a wildcard's base name) and the site's RFC 2136 server, port, key name and
+    algorithm; those are not in C(pending) (no HTTP check: the CA never comes to port 80).
   - Returns in C(pending) each domain whose certificate the proxy's ACME client is about to ask the CA for. With
     I(proxy=nginx), every domain of a site whose certbot certificate (C(/etc/letsencrypt/live/PREFIX+NAME/cert.pem))
     is missing or does not match the site (its domains, the key type, the ACME server of its renewal file), as the
@@ -77,13 +80,42 @@ from ansible.module_utils.pipelit_edge_certbot import certbot_request_reason
 TCP_LISTEN = "0A"
 
 
+def site_challenge(site):
+    """The site's ACME challenge (http-01 when the model gives none)."""
+    return (site.get("tls") or {}).get("challenge") or "http-01"
+
+
+def dns_check(site, domain, reason):
+    """What acme_preflight_dns needs to try a dns-01 domain: its challenge
+    name (a wildcard's is its base name's) and the site's RFC 2136 server
+    and key (without the secret, which the model never carries)."""
+    dns = (site.get("tls") or {}).get("dns") or {}
+    base = domain[2:] if domain.startswith("*.") else domain
+    return {
+        "site": site["name"],
+        "domain": domain,
+        "name": "_acme-challenge." + base,
+        "reason": reason,
+        "server": dns.get("server"),
+        "port": int(dns.get("port") or 53),
+        "key_name": dns.get("key_name"),
+        "key_algorithm": dns.get("key_algorithm") or "hmac-sha256",
+    }
+
+
 def certbot_pending(module, site):
     """All of a site's domains when certbot will ask the CA for its certificate,
     else none: the certbot role's rule (module_utils/pipelit_edge_certbot.py
     of the proxy_sites role, which that role's certbot_coverage applies too)."""
     p = module.params
     reason = certbot_request_reason(
-        module, p["certbot_config_dir"], p["certbot_cert_name_prefix"] + site["name"], site["domains"], p["key_type"], p["directory_url"]
+        module,
+        p["certbot_config_dir"],
+        p["certbot_cert_name_prefix"] + site["name"],
+        site["domains"],
+        p["key_type"],
+        p["directory_url"],
+        challenge=site_challenge(site),
     )
     return (list(site["domains"]), reason) if reason else ([], "covered")
 
@@ -187,9 +219,13 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    pending = []
+    pending, pending_dns = [], []
     for site in p["sites"]:
         domains, reason = (certbot_pending if p["proxy"] == "nginx" else caddy_pending)(module, site)
+        if site_challenge(site) == "dns-01":
+            # Checked on this host against the zone's server (acme_preflight_dns), not over HTTP.
+            pending_dns += [dns_check(site, d, reason) for d in domains]
+            continue
         pending += [{"site": site["name"], "domain": d, "port": int(site.get("http_port", 80)), "reason": reason} for d in domains]
     listening = listening_ports()
     held = set(listening) & {c["port"] for c in pending}
@@ -216,6 +252,7 @@ def main():
     module.exit_json(
         changed=False,
         pending=pending,
+        pending_dns=pending_dns,
         addresses=host_addresses(module),
         held_ports=sorted(held),
         older_proxy_ports=older_proxy,

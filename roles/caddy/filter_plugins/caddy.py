@@ -16,6 +16,11 @@ def caddy_unsupported(sites):
     problems = []
     for site in sites or []:
         name = site.get("name")
+        if (site.get("tls") or {}).get("challenge") == "dns-01":
+            problems.append(
+                f"site '{name}': tls.challenge dns-01 needs a DNS provider module, which Debian's Caddy package "
+                "does not include; use edge_proxy: nginx (certbot), or tls mode files"
+            )
         for index, route in enumerate(site.get("routes", [])):
             field = f"routes[{index}]"
             if route.get("rate_limit"):

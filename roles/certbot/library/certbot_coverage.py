@@ -12,10 +12,11 @@ description:
     and renewal file, and applies the certificate-coverage rule of the proxy_sites role's
     C(module_utils/pipelit_edge_certbot.py), which the acme_preflight role's C(acme_preflight_state) applies too.
   - A site needs a request when it has no certificate, or its certificate covers other DNS names than the site's
-    domains, has the other key type, or its renewal file names another ACME server (or none).
+    domains, has the other key type, or its renewal file names another ACME server (or none), or another
+    authenticator than the site's challenge needs (webroot for http-01, dns-rfc2136 for dns-01).
 options:
   sites:
-    description: The acme sites, each with C(name) and C(domains).
+    description: The acme sites, each with C(name), C(domains) and C(tls.challenge) (http-01 when absent).
     type: list
     elements: dict
     required: true
@@ -69,7 +70,13 @@ def main():
     reasons = {}
     for site in p["sites"]:
         reason = certbot_request_reason(
-            module, p["config_dir"], p["cert_name_prefix"] + site["name"], site["domains"], p["key_type"], p["directory_url"]
+            module,
+            p["config_dir"],
+            p["cert_name_prefix"] + site["name"],
+            site["domains"],
+            p["key_type"],
+            p["directory_url"],
+            challenge=(site.get("tls") or {}).get("challenge") or "http-01",
         )
         if reason:
             reasons[site["name"]] = reason

@@ -12,6 +12,8 @@ description:
     certificate verifies (unless I(verify_chain) is false) with more than I(min_days) days left; on the primary domain,
     that the expected response headers are present, and that each WebSocket path answers a real upgrade (101 with the
     right C(Sec-WebSocket-Accept)) and then an echo or a ping.
+  - A wildcard domain (C(*.example.com)) is checked as C(pipelit-edge-verify.example.com), a name it covers; where that
+    name does not resolve from here (and no I(connect_to) is given), its row is skipped, saying so.
   - With I(closed_ports), checks that a TCP connection to each port of I(address) is refused or unanswered.
   - Never fails on a failed check; returns one row per check in C(rows), each with C(status) pass, fail or skip.
     Standard library only, so it runs on any host with Python 3.
@@ -96,6 +98,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 PROBE_PATH = "/pipelit-edge-verify?probe=1"
+# A wildcard domain ('*.example.com', dns-01) has no name of its own to
+# connect to: it is checked as this label under its base name.
+WILDCARD_PROBE_LABEL = "pipelit-edge-verify"
 
 
 def row(check, target, ok, detail):
@@ -314,17 +319,46 @@ class Prober:
         send_frame(sock, 0x8, struct.pack("!H", 1000))
         return row("websocket", target, True, "101, %s answered in %.1f ms" % ("echo" if mode == "echo" else "ping", elapsed))
 
+    def probe_name(self, domain):
+        """The name to connect to for a domain: itself, or for a wildcard
+        '*.example.com' the name pipelit-edge-verify.example.com, which the
+        wildcard covers; None when that name does not resolve from here (and
+        no connect_to address is given)."""
+        if not domain.startswith("*."):
+            return domain
+        name = "%s.%s" % (WILDCARD_PROBE_LABEL, domain[2:])
+        if self.p["connect_to"]:
+            return name
+        try:
+            socket.getaddrinfo(name, None)
+        except (socket.gaierror, UnicodeError):
+            return None
+        return name
+
     def site_rows(self):
         site = self.p["site"]
-        rows = []
+        rows, names = [], []
         for domain in site["domains"]:
-            rows.append(self.redirect(domain))
-            rows.extend(self.certificate(domain))
-        primary = site["domains"][0]
-        rows.extend(self.headers(primary))
-        if self.p["http3"]:
-            rows.append(self.http3(primary))
-        rows.extend(self.websocket(primary, path) for path in self.p["websocket_paths"])
+            name = self.probe_name(domain)
+            if name is None:
+                rows.append(
+                    {
+                        "check": "wildcard",
+                        "target": domain,
+                        "status": "skip",
+                        "detail": "checked as %s.%s, which does not resolve from here" % (WILDCARD_PROBE_LABEL, domain[2:]),
+                    }
+                )
+                continue
+            names.append(name)
+            rows.append(self.redirect(name))
+            rows.extend(self.certificate(name))
+        primary = names[0] if names else None
+        if primary:
+            rows.extend(self.headers(primary))
+            if self.p["http3"]:
+                rows.append(self.http3(primary))
+            rows.extend(self.websocket(primary, path) for path in self.p["websocket_paths"])
         for checked in rows:
             checked["site"] = site["name"]
         return rows

@@ -16,7 +16,10 @@ renderers derive from names, across every site.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import hashlib
 import ipaddress
 import re
 
@@ -64,6 +67,17 @@ ACME_MAX_DOMAINS = 100
 # proxy_sites_http3: extra vars (-e proxy_sites_http3=false) come as strings.
 BOOLEAN_TRUE = {"1", "on", "t", "true", "y", "yes"}
 BOOLEAN_FALSE = {"0", "off", "f", "false", "n", "no"}
+# How an acme site proves its domains: HTTP-01 through the proxy's port 80
+# (the default), or DNS-01 through an RFC 2136 update of the zone (the only
+# challenge a CA issues wildcard names over).
+ACME_CHALLENGES = ("http-01", "dns-01")
+# TSIG algorithms certbot's dns-rfc2136 plugin knows (its ALGORITHMS table,
+# which it reads in upper case), and the pre-flight signs with.
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1", "hmac-md5")
+DNS_DEFAULTS = {"port": 53, "key_algorithm": "hmac-sha256"}
+DNS_FIELDS = ("server", "port", "key_name", "key_algorithm", "key_secret")
+# A TSIG key name: a DNS name (BIND's key names often hold '_' or '-').
+TSIG_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?$")
 
 SITE_DEFAULTS = {
     "http_port": 80,
@@ -186,6 +200,17 @@ def is_domain(value):
     if not is_text(value) or len(value) > 253 or value != value.lower():
         return False
     return all(DOMAIN_LABEL_RE.match(label) for label in value.split("."))
+
+
+def is_wildcard(value):
+    """'*.example.com': one leading '*' label over a name of two labels or
+    more (a CA issues no '*.com', and '*' stands for one label only)."""
+    return is_text(value) and value.startswith("*.") and "." in value[2:] and is_domain(value[2:])
+
+
+def wildcard_base(domain):
+    """'*.example.com' -> 'example.com'; any other name as it is."""
+    return domain[2:] if is_wildcard(domain) else domain
 
 
 def is_host_name(value):
@@ -510,20 +535,102 @@ def check_tls(site, tls, tls_dir, errors):
     mode = tls.get("mode")
     if mode not in TLS_MODES:
         errors.add(site, "tls.mode", f"{kind(mode)} is not one of {', '.join(TLS_MODES)}")
-    unknown = set(map(str, tls)) - {"mode", "certificate", "certificate_key"}
+    unknown = set(map(str, tls)) - {"mode", "certificate", "certificate_key", "challenge", "dns"}
     if unknown:
         errors.add(site, "tls", f"unknown field(s) {', '.join(sorted(unknown))}")
+    challenge, dns = check_challenge(site, mode, tls, errors)
     if mode == "files":
         for key in ("certificate", "certificate_key"):
             value = tls.get(key)
             if not is_text(value) or not FILE_PATH_RE.match(value):
                 errors.add(site, f"tls.{key}", f"mode 'files' needs an absolute path on the host (no spaces or quotes), not {kind(value)}")
-        return {"mode": mode, "certificate": tls.get("certificate"), "certificate_key": tls.get("certificate_key")}
+        return {
+            "mode": mode,
+            "certificate": tls.get("certificate"),
+            "certificate_key": tls.get("certificate_key"),
+            "challenge": challenge,
+            "dns": dns,
+        }
     for key in ("certificate", "certificate_key"):
         if key in tls:
             errors.add(site, f"tls.{key}", f"only mode 'files' takes the operator's own files; mode {kind(mode)} would ignore it")
     # self_signed and acme: the edge keeps the pair under its own directory.
-    return {"mode": mode, "certificate": f"{tls_dir}/{site}/fullchain.pem", "certificate_key": f"{tls_dir}/{site}/privkey.pem"}
+    return {
+        "mode": mode,
+        "certificate": f"{tls_dir}/{site}/fullchain.pem",
+        "certificate_key": f"{tls_dir}/{site}/privkey.pem",
+        "challenge": challenge,
+        "dns": dns,
+    }
+
+
+def check_challenge(site, mode, tls, errors):
+    """The acme challenge (None for the other modes) and the checked dns
+    block (None without dns-01). The dns block still holds the TSIG secret
+    here; check_model moves it out of the model (split_dns_secrets)."""
+    challenge = tls.get("challenge", "http-01" if mode == "acme" else None)
+    if "challenge" in tls and mode != "acme":
+        errors.add(site, "tls.challenge", f"only mode 'acme' asks a CA; mode {kind(mode)} takes no challenge")
+        challenge = None
+    elif mode == "acme" and challenge not in ACME_CHALLENGES:
+        errors.add(site, "tls.challenge", f"{kind(challenge)} is not one of {', '.join(ACME_CHALLENGES)}")
+        challenge = None
+    if challenge != "dns-01":
+        if "dns" in tls and not (mode == "acme" and challenge is None):
+            errors.add(site, "tls.dns", "only tls.challenge dns-01 updates a DNS zone; drop the dns block or set challenge: dns-01")
+        return challenge, None
+    return challenge, check_dns(site, tls.get("dns"), errors)
+
+
+def check_dns(site, dns, errors):
+    """The RFC 2136 server and TSIG key of a dns-01 site. The secret is
+    never repeated in a message (it comes from the operator's vault)."""
+    field = "tls.dns"
+    if not isinstance(dns, dict):
+        errors.add(site, field, f"challenge dns-01 needs a mapping with {', '.join(DNS_FIELDS)}, not {kind(dns)}")
+        return None
+    unknown = set(map(str, dns)) - set(DNS_FIELDS)
+    if unknown:
+        errors.add(site, field, f"unknown field(s) {', '.join(sorted(unknown))}")
+    result = {**DNS_DEFAULTS, **{key: dns[key] for key in DNS_FIELDS if key in dns}}
+    server = result.get("server")
+    if not is_text(server) or not is_ip(server) or "%" in server:
+        # certbot's dns-rfc2136 plugin refuses a host name ("A hostname is not
+        # allowed"): the address is what both it and the pre-flight send to.
+        errors.add(site, f"{field}.server", f"{kind(server)} is not an IP address (certbot's dns-rfc2136 plugin takes no host name)")
+    if not is_port(result["port"]):
+        errors.add(site, f"{field}.port", f"{kind(result['port'])} is not a port from 1 to 65535")
+    key_name = result.get("key_name")
+    if not is_text(key_name) or len(key_name) > 255 or not TSIG_KEY_NAME_RE.match(key_name):
+        errors.add(site, f"{field}.key_name", f"{kind(key_name)} is not a TSIG key name (a DNS name, as in the server's key statement)")
+    algorithm = result["key_algorithm"]
+    if is_text(algorithm) and algorithm.lower().rstrip(".") in TSIG_ALGORITHMS:
+        result["key_algorithm"] = algorithm.lower().rstrip(".")
+    else:
+        errors.add(site, f"{field}.key_algorithm", f"{kind(algorithm)} is not one of {', '.join(TSIG_ALGORITHMS)}")
+    secret = result.get("key_secret")
+    if type(secret).__name__ == "EncryptedString":
+        secret = str(secret)  # an inline !vault value, decrypted
+    try:
+        ok = is_text(secret) and len(secret.strip()) > 0 and len(base64.b64decode(secret.strip(), validate=True)) > 0
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        # Never the value itself: it is (or should be) a secret.
+        what = "missing" if secret is None else "not a text" if not is_text(secret) else "not base64"
+        errors.add(
+            site,
+            f"{field}.key_secret",
+            f"the TSIG secret is {what}; give the key's base64 secret (as tsig-keygen prints it), from Ansible Vault",
+        )
+        secret = None
+    else:
+        secret = secret.strip()
+    result["key_secret"] = secret
+    # Changes when the secret does: the credentials file on the host is
+    # rewritten, while the model itself never carries the secret.
+    result["key_id"] = hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else None
+    return result
 
 
 def check_headers(site, security_headers, layers, errors):
@@ -587,7 +694,9 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
         domains = []
     firsts = {}
     for index, domain in enumerate(domains):
-        if not is_domain(domain):
+        if is_wildcard(domain):
+            pass  # allowed with dns-01 only: check_wildcards
+        elif not is_domain(domain):
             errors.add(name, f"domains[{index}]", f"{kind(domain)} is not a valid lower-case domain name")
         elif domain in firsts:
             errors.add(name, f"domains[{index}]", f"'{domain}' is already domains[{firsts[domain]}]")
@@ -655,7 +764,8 @@ def check_site(raw, profiles, security_headers, tls_dir, errors, name_missing=Fa
         errors.add(name, "site", f"unknown field(s) {', '.join(sorted(unknown))}")
     tls = check_tls(name, site.get("tls"), tls_dir, errors)
     if tls["mode"] == "acme":
-        check_acme(name, site, domains, errors)
+        check_acme(name, site, domains, errors, tls["challenge"])
+    check_wildcards(name, domains, tls, errors)
     return {
         "name": name,
         "domains": domains,
@@ -802,9 +912,10 @@ def check_verify_websocket_paths(name, paths, routes, errors):
     return [path for path in paths if is_text(path)]
 
 
-def check_acme(name, site, domains, errors):
-    """What an ACME CA (HTTP-01, as certbot and Caddy use it) cannot validate or issue."""
-    if is_port(site["http_port"]) and site["http_port"] != 80:
+def check_acme(name, site, domains, errors, challenge="http-01"):
+    """What an ACME CA (HTTP-01, as certbot and Caddy use it, or DNS-01)
+    cannot validate or issue. Over DNS-01 the CA never comes to port 80."""
+    if challenge != "dns-01" and is_port(site["http_port"]) and site["http_port"] != 80:
         errors.add(
             name,
             "http_port",
@@ -815,11 +926,38 @@ def check_acme(name, site, domains, errors):
         errors.add(name, "domains", f"{len(domains)} names; an ACME certificate holds at most {ACME_MAX_DOMAINS} (split the site)")
     for index, domain in enumerate(domains):
         if not is_domain(domain):
-            continue
+            continue  # a wildcard: its base is checked by check_wildcards
         if is_ip(domain):
             errors.add(name, f"domains[{index}]", f"'{domain}' is an IP address; ACME certificates here are for DNS names only")
         elif "." not in domain or domain.rsplit(".", 1)[1].isdigit():
             errors.add(name, f"domains[{index}]", f"'{domain}' is not a fully qualified name an ACME CA can validate")
+
+
+def check_wildcards(name, domains, tls, errors):
+    """A wildcard domain only where its certificate can be had: a CA issues
+    '*.example.com' over DNS-01 only."""
+    dns01 = tls["mode"] == "acme" and tls["challenge"] == "dns-01"
+    for index, domain in enumerate(domains):
+        if is_wildcard(domain) and not dns01:
+            errors.add(
+                name,
+                f"domains[{index}]",
+                f"'{domain}' is a wildcard, which needs tls mode acme with challenge dns-01 (a CA issues wildcard names over DNS-01 only)",
+            )
+
+
+def split_dns_secrets(normal):
+    """Moves each dns-01 site's TSIG secret out of the normalised model (which
+    is passed to modules, printed with -v and set as a fact): site name to
+    secret."""
+    secrets = {}
+    for site in normal:
+        dns = site["tls"].get("dns") if isinstance(site.get("tls"), dict) else None
+        if isinstance(dns, dict) and "key_secret" in dns:
+            secret = dns.pop("key_secret")
+            if secret:
+                secrets[site["name"]] = secret
+    return secrets
 
 
 def check_across_sites(normal, errors):
@@ -944,7 +1082,8 @@ def read_boolean(variable, value, errors):
 
 
 def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False, http3_available=True):
-    """The one validation pass: returns (normalised sites, SiteErrors).
+    """The one validation pass: returns (normalised sites, SiteErrors, the
+    dns-01 sites' TSIG secrets by site name, kept out of the sites).
     http3: proxy_sites_http3; http3_available: proxy_sites_http3_available,
     whether the host's proxy can serve HTTP/3 at all."""
     errors = SiteErrors()
@@ -952,7 +1091,7 @@ def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None,
     available = read_boolean("proxy_sites_http3_available", http3_available, errors)
     if not isinstance(sites, list):
         errors.add("*", "proxy_sites", f"must be a list of sites, not {kind(sites)}")
-        return [], errors
+        return [], errors, {}
     if not is_text(tls_dir) or not FILE_PATH_RE.match(tls_dir):
         # Relative, nginx would look under its prefix and the roles write under their working directory.
         errors.add("*", "proxy_sites_tls_dir", f"{kind(tls_dir)} is not an absolute path on the host (no spaces or quotes)")
@@ -974,12 +1113,12 @@ def check_model(sites, profiles, security_headers, tls_dir, extra_profiles=None,
             continue
         normal.append(check_site(site, profiles or {}, security_headers or {}, tls_dir, errors, False, http3_default, available))
     check_across_sites(normal, errors)
-    return normal, errors
+    return normal, errors, split_dns_secrets(normal)
 
 
 def check_sites(sites, profiles, security_headers, tls_dir, extra_profiles=None, http3=False, http3_available=True):
     """Returns (normalised sites, error messages)."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
+    normal, errors, _secrets = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
     return normal, errors.messages
 
 
@@ -1027,9 +1166,11 @@ def proxy_sites_model(
     """The model checked and normalised in one pass, as the role reads it:
     {errors: [{site, profile, field, problem, message}, ...] (empty when
     valid; a site's mistake has profile null, a profile's site null),
-    sites: the normalised sites (see proxy_sites_normalize)}."""
-    normal, errors = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
-    return {"errors": errors.entries, "sites": normal}
+    sites: the normalised sites (see proxy_sites_normalize), dns_secrets:
+    {site name: TSIG secret} of the dns-01 sites, which the sites do not
+    carry (the role keeps it in a fact of its own, set with no_log)}."""
+    normal, errors, secrets = check_model(sites, profiles, security_headers, tls_dir, extra_profiles, http3, http3_available)
+    return {"errors": errors.entries, "sites": normal, "dns_secrets": secrets}
 
 
 def proxy_sites_errors(

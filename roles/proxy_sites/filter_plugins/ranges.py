@@ -216,6 +216,9 @@ def caddy_range_errors(values):
 def certbot_range_errors(values):
     """The certbot role's variables out of range."""
     checks = _Checks(values)
+    # DNS-01 (dns-rfc2136): where the credentials files go, how long the CA is kept waiting.
+    checks.pattern("certbot_dns_credentials_dir", re.compile(r"/[A-Za-z0-9._+@=,:/-]+"), "an absolute path (no spaces or quotes)")
+    checks.whole("certbot_dns_propagation_seconds", 0, 3600)
     checks.whole("certbot_request_timeout", 1)
     checks.pattern("certbot_cert_name_prefix", NAME_PREFIX, NAME_PREFIX_ALLOWED)
     checks.text("certbot_proxy_reload_command")

@@ -23,13 +23,22 @@ def certbot_paths(config_dir, cert_name):
     )
 
 
-def certbot_request_reason(module, config_dir, cert_name, domains, key_type, directory_url):
+# certbot's authenticator (the renewal file's `authenticator =`) for each
+# challenge of the site model.
+CHALLENGE_AUTHENTICATORS = {"http-01": "webroot", "dns-01": "dns-rfc2136"}
+
+
+def certbot_request_reason(module, config_dir, cert_name, domains, key_type, directory_url, challenge="http-01"):
     """None when certbot's certificate `cert_name` covers the site, else why
     certbot must ask the CA for it: no certificate (or an unreadable one),
     other DNS names than the site's domains (one added or removed), the other
     key type (ecdsa: an EC key; rsa: any other), or another ACME server than
     `directory_url` in its renewal file (a renewal file naming none counts as
-    another). `module` runs openssl (AnsibleModule.run_command)."""
+    another), or another authenticator in its renewal file than the site's
+    `challenge` needs (a switch between http-01 and dns-01 is requested again;
+    a renewal file naming none counts as webroot, as this role always wrote
+    it). Wildcard names compare as written ('*.example.com' on both sides).
+    `module` runs openssl (AnsibleModule.run_command)."""
     cert, renewal = certbot_paths(config_dir, cert_name)
     if not os.path.exists(cert):
         return "no certificate yet"
@@ -40,13 +49,18 @@ def certbot_request_reason(module, config_dir, cert_name, domains, key_type, dir
     ecdsa = "id-ecPublicKey" in out
     try:
         with open(renewal, encoding="utf-8") as handle:
-            server = re.search(r"(?m)^server\s*=\s*(\S+)", handle.read())
+            text = handle.read()
     except OSError:
-        server = None
+        text = ""
+    server = re.search(r"(?m)^server\s*=\s*(\S+)", text)
+    authenticator = re.search(r"(?m)^authenticator\s*=\s*(\S+)", text)
     if covered != set(domains):
         return "its certificate covers %s" % ", ".join(sorted(covered))
     if ecdsa != (key_type == "ecdsa"):
         return "its certificate has another key type"
     if not server or server.group(1) != directory_url:
         return "its certificate comes from another ACME server"
+    wanted = CHALLENGE_AUTHENTICATORS.get(challenge or "http-01", "webroot")
+    if (authenticator.group(1) if authenticator else "webroot") != wanted:
+        return "its certificate was obtained with another challenge than %s" % (challenge or "http-01")
     return None
