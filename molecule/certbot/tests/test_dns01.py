@@ -23,7 +23,8 @@ KEY_FILE = "/etc/bind/pipelit-edge-test.key"
 LINEAGE = "pipelit-edge-pipelit"
 # The certbot plugin waits this long for the record to be visible; the
 # probe's BIND answers at once.
-PROPAGATION = {"certbot_dns_propagation_seconds": 1}
+# And the ACME pre-flight runs in this module's runs, as in playbooks/edge.yml.
+DNS_RUN_VARS = {"certbot_dns_propagation_seconds": 1, "certbot_scenario_preflight": True}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def issued(probe, edge, wildcard_site, port80_closed, pebble_root):
     assert probe.run(f"curl -s -o /dev/null --max-time 5 http://{edge.check_output('hostname -i').split()[0]}/").rc != 0, (
         "port 80 should be closed to the probe"
     )
-    return run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **PROPAGATION})
+    return run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **DNS_RUN_VARS})
 
 
 def test_a_wildcard_is_issued_over_dns01_with_port_80_closed(issued, probe, edge, pebble_root, tsig_secret):
@@ -108,7 +109,7 @@ def test_the_tsig_secret_is_stored_root_only(issued, edge, tsig_secret):
 
 
 def test_a_second_run_changes_nothing(issued, wildcard_site):
-    again = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **PROPAGATION})
+    again = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **DNS_RUN_VARS})
     assert again.returncode == 0, again.output[-3000:]
     assert sum(int(n) for n in re.findall(r"\bchanged=(\d+)", again.output.split("PLAY RECAP")[-1])) == 0, again.output[-4000:]
 
@@ -140,7 +141,7 @@ def test_the_preflight_fails_before_the_ca_sees_an_order(issued, probe, wildcard
     if sabotage:
         probe.check_output(sabotage)
     try:
-        run = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"], bad], **PROPAGATION})
+        run = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"], bad], **DNS_RUN_VARS})
     finally:
         probe.check_output("systemctl start named")
     assert run.returncode != 0
