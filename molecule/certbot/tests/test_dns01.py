@@ -81,11 +81,13 @@ def names_served(probe, name, pebble_root, edge_address):
 
 @pytest.fixture(scope="module")
 def issued(probe, edge, wildcard_site, port80_closed, pebble_root):
-    """The run that switches the pipelit site to DNS-01 with a wildcard."""
+    """The run that switches the pipelit site to DNS-01 with a wildcard, the
+    only site (an HTTP-01 site still to be validated would fail the
+    pre-flight, as port 80 is closed)."""
     assert probe.run(f"curl -s -o /dev/null --max-time 5 http://{edge.check_output('hostname -i').split()[0]}/").rc != 0, (
         "port 80 should be closed to the probe"
     )
-    return run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **DNS_RUN_VARS})
+    return run_converge({"proxy_sites": [wildcard_site], **DNS_RUN_VARS})
 
 
 def test_a_wildcard_is_issued_over_dns01_with_port_80_closed(issued, probe, edge, pebble_root, tsig_secret):
@@ -109,7 +111,7 @@ def test_the_tsig_secret_is_stored_root_only(issued, edge, tsig_secret):
 
 
 def test_a_second_run_changes_nothing(issued, wildcard_site):
-    again = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"]], **DNS_RUN_VARS})
+    again = run_converge({"proxy_sites": [wildcard_site], **DNS_RUN_VARS})
     assert again.returncode == 0, again.output[-3000:]
     assert sum(int(n) for n in re.findall(r"\bchanged=(\d+)", again.output.split("PLAY RECAP")[-1])) == 0, again.output[-4000:]
 
@@ -141,7 +143,7 @@ def test_the_preflight_fails_before_the_ca_sees_an_order(issued, probe, wildcard
     if sabotage:
         probe.check_output(sabotage)
     try:
-        run = run_converge({"proxy_sites": [wildcard_site, SITES["aliasvault"], bad], **DNS_RUN_VARS})
+        run = run_converge({"proxy_sites": [wildcard_site, bad], **DNS_RUN_VARS})
     finally:
         probe.check_output("systemctl start named")
     assert run.returncode != 0
