@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+import http3
+
 NGINX, CADDY, CLIENT = "edge-nginx-bench", "edge-caddy-bench", "client-bench"
 PROXY_PROCESS = {NGINX: "nginx", CADDY: "caddy"}
 CLOCK_TICKS = 100  # USER_HZ on Linux
@@ -40,6 +42,16 @@ FULL = {
     "tls_seconds": 8,
     "tls_processes": 4,
     "guard_rounds": 3,
+    # The HTTP/3 section (bench/http3.py): small requests on h3_connections
+    # connections with h3_streams in flight on each, h3_requests per
+    # connection; h3_new_connections fresh connections, h3_new_concurrency at
+    # a time; curl fetches per protocol and link for the time to first byte.
+    "h3_connections": 4,
+    "h3_streams": 16,
+    "h3_requests": 4000,
+    "h3_new_connections": 2000,
+    "h3_new_concurrency": 8,
+    "h3_ttfb_samples": 100,
 }
 SMOKE = {
     "duration": 2,
@@ -52,6 +64,12 @@ SMOKE = {
     "tls_seconds": 2,
     "tls_processes": 2,
     "guard_rounds": 1,
+    "h3_connections": 2,
+    "h3_streams": 4,
+    "h3_requests": 200,
+    "h3_new_connections": 100,
+    "h3_new_concurrency": 4,
+    "h3_ttfb_samples": 10,
 }
 
 problems = []  # measurements that could not be made
@@ -536,6 +554,7 @@ def markdown(data):
             continue
         add(f"| {row['proxy']} | {row['key']} | {row['per_second']:.0f} | {row['proxy_cpu_us_per_handshake']} | {row['version']} |")
     add("")
+    lines.extend(http3.markdown(data.get("http3"), cfg))
     add("### Ansible (converge: both edges in one play over docker exec; pipelit.yml: the SSH edge alone)")
     add("")
     add("| run | seconds | tasks per host (changed) | slowest tasks (s) |")
@@ -568,6 +587,13 @@ def main():
     data["guard_cost"] = guard_cost(cfg)
     data["websockets"] = websockets(cfg)
     data["handshakes"] = handshakes(cfg)
+    # Last: its lossy link must not touch the other sections (and is gone
+    # again when it returns, whatever happened).
+    try:
+        use_backend("asyncio")
+        data["http3"] = http3.measure(cfg, sh, cpu_seconds, log, problems)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        problems.append(f"HTTP/3 section: {exc}")
     data["problems"] = problems
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "RESULTS.json"), "w", encoding="utf-8") as handle:
