@@ -80,7 +80,7 @@ def curl_parallel(sh, cfg, proxy, protocol):
     out = sh(
         CLIENT,
         "rm -f /tmp/h3-small.out.*; start=$(date +%s%N); "
-        f"for c in $(seq {cfg['h3_connections']}); do curl -sk {flag} --parallel --parallel-max {cfg['h3_streams']} "
+        f"for c in $(seq {cfg['h3_connections']}); do curl -sk -m 10 {flag} --parallel --parallel-max {cfg['h3_streams']} "
         "-K /tmp/h3-small.cfg -w '%{http_code} %{http_version} %{num_connects}\\n' > /tmp/h3-small.out.$c & done; wait; "
         'echo "NANOSECONDS $(( $(date +%s%N) - start ))"; cat /tmp/h3-small.out.* | sort | uniq -c',
         timeout=600,
@@ -104,7 +104,10 @@ def small_requests(cfg, sh, cpu_seconds, log, problems):
             log(f"HTTP/3 section: small requests through {proxy} over {protocol}")
             try:
                 result = proxy_cpu(cpu_seconds, edge, lambda p=protocol, x=proxy: curl_parallel(sh, cfg, x, p))
-                if not result["succeeded"] or result["failed"]:
+                # Failed requests are a result (the table shows them: nginx
+                # 1.26.3 leaves a few HTTP/3 requests unanswered, README);
+                # mostly failures mean the measurement could not be made.
+                if result["succeeded"] <= result["failed"]:
                     problems.append(
                         f"HTTP/3 section, small requests through {proxy} over {protocol}: "
                         f"{result['succeeded']} succeeded, {result['failed']} failed or over another protocol"
@@ -113,6 +116,7 @@ def small_requests(cfg, sh, cpu_seconds, log, problems):
                 row[protocol] = {
                     "rps": round(result["rps"]),
                     "requests": result["succeeded"],
+                    "failed": result["failed"],
                     "connections": result["connections"],
                     "proxy_cpu_us_per_request": round(result["proxy_cpu_s"] * 1e6 / result["succeeded"], 1),
                 }
@@ -166,9 +170,9 @@ def ttfb_samples(sh, proxy, samples):
         CLIENT,
         f"for i in $(seq {samples}); do for p in h2 h3; do "
         "if [ $p = h2 ]; then flag=--http2; else flag=--http3-only; fi; "
-        f"echo $p $(curl -sk -o /dev/null --max-time 20 -w '%{{http_version}} %{{http_code}} %{{time_starttransfer}}' $flag {url}); "
+        f"echo $p $(curl -sk -o /dev/null --max-time 10 -w '%{{http_version}} %{{http_code}} %{{time_starttransfer}}' $flag {url}); "
         "done; done",
-        timeout=samples * 2 * 25 + 60,
+        timeout=samples * 2 * 12 + 60,
         check=False,
     )
     times, failed = {"h2": [], "h3": []}, {"h2": 0, "h3": 0}
@@ -232,7 +236,9 @@ def lossy_link(cfg, sh, log, problems):
                 row = {"proxy": proxy, "link": condition, "failed": failed}
                 for protocol in PROTOCOLS:
                     row[protocol] = summary(times[protocol])
-                    if len(times[protocol]) < samples * 0.9:
+                    # As above: unanswered fetches are counted in the table;
+                    # fewer than half answered means no measurement.
+                    if len(times[protocol]) < samples * 0.5:
                         problems.append(
                             f"HTTP/3 section, time to first byte through {proxy} over {protocol} ({condition}): "
                             f"{len(times[protocol])} of {samples} fetches answered over {protocol}"
@@ -288,12 +294,16 @@ def markdown(data, cfg):
         f"{cfg['h3_streams']} requests in flight (`--parallel`), {cfg['h3_requests']} requests each."
     )
     add("")
-    add("| proxy | h2 req/s | h3 req/s | h3/h2 req/s | h2 proxy CPU µs/req | h3 proxy CPU µs/req | h3/h2 CPU per request |")
-    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    add(
+        "| proxy | h2 req/s | h3 req/s | h3/h2 req/s | h2 proxy CPU µs/req | h3 proxy CPU µs/req | h3/h2 CPU per request "
+        "| failed h2 / h3 (10 s timeout) |"
+    )
+    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in data["small_requests"]:
         add(
             f"| {row['proxy']} | {cell(row, 'h2', 'rps')} | {cell(row, 'h3', 'rps')} | {row.get('rps_ratio', '')} | "
-            f"{cell(row, 'h2', 'proxy_cpu_us_per_request')} | {cell(row, 'h3', 'proxy_cpu_us_per_request')} | {row.get('cpu_ratio', '')} |"
+            f"{cell(row, 'h2', 'proxy_cpu_us_per_request')} | {cell(row, 'h3', 'proxy_cpu_us_per_request')} | {row.get('cpu_ratio', '')} | "
+            f"{cell(row, 'h2', 'failed')} / {cell(row, 'h3', 'failed')} |"
         )
     add("")
     add(
@@ -321,7 +331,7 @@ def markdown(data, cfg):
     add("")
     add(
         "| proxy | link | h2 median ms | h2 p90 ms | h3 median ms | h3 p90 ms | h3/h2 median | h3/h2 p90 "
-        "| h2 max / h3 max ms | failed h2 / h3 |"
+        "| h2 max / h3 max ms | unanswered h2 / h3 (10 s timeout) |"
     )
     add("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in lossy["rows"]:
