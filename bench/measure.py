@@ -464,7 +464,9 @@ def machine():
         # What one edge core can sign: the floor of a full handshake's cost.
         "openssl_sign_per_s": first_line(
             "openssl speed -seconds 1 rsa2048 ecdsap256 2>/dev/null | awk "
-            '\'/^rsa 2048/ {r=$(NF-1)} /nistp256/ {e=$(NF-1)} END {print "RSA 2048 " r ", ECDSA P-256 " e}\'',
+            # OpenSSL 3.0 prints "rsa 2048 bits ... sign/s verify/s"; 3.5
+            # (Debian 13) a keygen/encaps/decaps line, then the sign line, as "rsa2048 ...".
+            '\'/^rsa 2048|^ *rsa2048 / {r=$(NF-1)} /nistp256/ {e=$(NF-1)} END {print "RSA 2048 " r ", ECDSA P-256 " e}\'',
             NGINX,
         ),
     }
