@@ -184,7 +184,7 @@ def test_nginx_on_debian_13_serves_http3_for_the_sites_that_ask():
     assert listens.count("listen 443 quic;") == 2 and listens.count("listen [::]:443 quic;") == 2
     assert not [line for line in listens if "8443" in line and "quic" in line]
     assert directives(text, "http3") == ["http3 on;", "http3 on;"]
-    assert directives(text, "quic_retry") == ["quic_retry on;"]
+    assert directives(text, "quic_retry") == ["quic_retry off;"]
     assert directives(text, "ssl_early_data") == ["ssl_early_data off;"]
     assert "ssl_early_data on;" not in text
     assert directives(text, "add_header Alt-Svc") == ["add_header Alt-Svc 'h3=\":443\"; ma=86400' always;"] * 2

@@ -33,6 +33,15 @@ def probe_address(probe):
 
 
 @pytest.fixture(scope="module")
+def pebble_root(probe):
+    """Pebble's issuing root as it is now: a new one each time Pebble starts,
+    and test_certificates.py restarted it (the session's fixture is older)."""
+    path = "/tmp/pebble-root-dns01.pem"
+    probe.check_output(f"curl -sSf --cacert /etc/pebble/ca.pem https://acme.test:15000/roots/0 -o {path}")
+    return path
+
+
+@pytest.fixture(scope="module")
 def tsig_secret(probe):
     return re.search(r'secret "([^"]+)"', probe.file(KEY_FILE).content_string).group(1)
 
