@@ -14,7 +14,7 @@ import json
 import shlex
 
 import pytest
-from conftest import FLAVOUR, HTTP3_CHECKED, PIPELIT, VAULT, run_converge, valid_sites
+from conftest import FLAVOUR, HTTP3_CHECKED, HTTP3_CURL, PIPELIT, VAULT, run_converge, valid_sites
 
 SECRET_FILE = "/etc/pipelit-edge-fixture-secret"
 SECRET = "pipelit-edge-fixture-secret-never-served"
@@ -120,7 +120,7 @@ def ambiguous(probe, ca_files):
             cases.append((f"{label} (HTTP/1.1)", target, ["--http1.1"]))
             cases.append((f"{label} (HTTP/2)", target, ["--http2"]))
             if HTTP3_CHECKED:
-                cases.append((f"{label} (HTTP/3)", target, ["--http3-only"]))
+                cases.append((f"{label} (HTTP/3)", target, HTTP3_CURL))
         for label in ("empty segment", "encoded slash", "encoded slashes between dots", "encoded dots"):
             cases.append((f"{label} (absolute form)", f"https://{domain}{SPELLINGS[label]}", ["--http1.1"]))
         for label, outcome in requests(probe, ca_files[site], domain, cases).items():
@@ -148,7 +148,8 @@ def test_every_ambiguous_path_is_refused_with_400(ambiguous, domain):
 @pytest.mark.parametrize("target", LEGITIMATE)
 @pytest.mark.parametrize("protocol", ["--http1.1", "--http2"] + (["--http3-only"] if HTTP3_CHECKED else []))
 def test_ordinary_paths_reach_the_backend_byte_for_byte(fetch, domain, target, protocol):
-    seen = fetch(f"https://{domain}{target}", protocol, "--path-as-is").json()
+    options = HTTP3_CURL if protocol == "--http3-only" else [protocol]
+    seen = fetch(f"https://{domain}{target}", *options, "--path-as-is").json()
     assert seen["target"] == target
 
 
