@@ -11,6 +11,7 @@ import io
 import socket
 import struct
 import sys
+import time
 
 import pytest
 from conftest import ROOT
@@ -229,3 +230,39 @@ def test_a_wildcard_is_checked_under_a_name_it_covers_or_skipped(monkeypatch):
     # With connect_to, the name need not resolve.
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     assert Recorder({**params, "connect_to": "192.0.2.1"}).probe_name("*.pipelit.test") == "pipelit-edge-verify.pipelit.test"
+
+
+def test_closed_ports_keep_their_order_and_say_what_answered():
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: refused
+    try:
+        open_port, closed_port = listening.getsockname()[1], closed.getsockname()[1]
+        params = {"address": "127.0.0.1", "closed_ports": [f"{open_port}/tcp", f"{closed_port}", "6379/udp"], "timeout": 1.0}
+        rows = verify_probe.Prober(params).closed_port_rows()
+    finally:
+        listening.close()
+        closed.close()
+    assert [(r["target"], r["status"]) for r in rows] == [
+        (f"127.0.0.1:{open_port}/tcp", "fail"),
+        (f"127.0.0.1:{closed_port}", "pass"),
+        ("127.0.0.1:6379/udp", "skip"),
+    ]
+    assert rows[0]["detail"] == "accepted a connection from here" and rows[1]["detail"] == "refused"
+
+
+def test_filtered_ports_are_waited_for_together(monkeypatch):
+    # A filtered port answers nothing: each probe waits its whole timeout.
+    # Four of them must cost about one timeout, not four.
+    def unanswered(address, timeout):
+        time.sleep(0.5)
+        raise TimeoutError
+
+    monkeypatch.setattr(verify_probe.socket, "create_connection", unanswered)
+    params = {"address": "192.0.2.1", "closed_ports": ["8000/tcp", "6379/tcp", "5432/tcp", "9000/tcp"], "timeout": 0.5}
+    started = time.monotonic()
+    rows = verify_probe.Prober(params).closed_port_rows()
+    assert time.monotonic() - started < 1.5
+    assert [r["detail"] for r in rows] == ["no answer (filtered)"] * 4

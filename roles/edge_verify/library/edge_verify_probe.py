@@ -93,6 +93,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -370,23 +371,28 @@ class Prober:
     # ---- host checks -------------------------------------------------------
 
     def closed_port_rows(self):
-        rows = []
-        for spec in self.p["closed_ports"] or []:
-            port, _, proto = spec.partition("/")
-            target = "%s:%s" % (self.p["address"], spec)
-            if proto not in ("", "tcp"):
-                rows.append({"check": "closed port", "target": target, "status": "skip", "detail": "only TCP ports can be probed"})
-                continue
-            try:
-                with socket.create_connection((self.p["address"], int(port)), timeout=min(self.timeout, 5)):
-                    rows.append(row("closed port", target, False, "accepted a connection from here"))
-            except ConnectionRefusedError:
-                rows.append(row("closed port", target, True, "refused"))
-            except TimeoutError:
-                rows.append(row("closed port", target, True, "no answer (filtered)"))
-            except OSError as exc:
-                rows.append(row("closed port", target, True, "unreachable: %s" % exc))
-        return rows
+        # All ports at once: a filtered port answers nothing, so each probe
+        # waits out its timeout, and in turn they would add up.
+        specs = self.p["closed_ports"] or []
+        if not specs:
+            return []
+        with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+            return list(pool.map(self.closed_port_row, specs))
+
+    def closed_port_row(self, spec):
+        port, _, proto = spec.partition("/")
+        target = "%s:%s" % (self.p["address"], spec)
+        if proto not in ("", "tcp"):
+            return {"check": "closed port", "target": target, "status": "skip", "detail": "only TCP ports can be probed"}
+        try:
+            with socket.create_connection((self.p["address"], int(port)), timeout=min(self.timeout, 5)):
+                return row("closed port", target, False, "accepted a connection from here")
+        except ConnectionRefusedError:
+            return row("closed port", target, True, "refused")
+        except TimeoutError:
+            return row("closed port", target, True, "no answer (filtered)")
+        except OSError as exc:
+            return row("closed port", target, True, "unreachable: %s" % exc)
 
 
 def decode(der):

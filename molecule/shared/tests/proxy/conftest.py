@@ -178,3 +178,12 @@ def after_idle_socket(idle_socket):
     """For checks that stop the backend or reload the proxy: they wait until
     the suite's idle WebSocket has made its report, which they would break."""
     idle_socket()
+
+
+def pytest_collection_modifyitems(items):
+    """Checks that wait for the idle WebSocket (after_idle_socket) run last,
+    in their own order: the other checks fill its idle minute instead of
+    waiting for it. The others neither reload the proxy nor stop the
+    backend: a check that does must ask for after_idle_socket."""
+    waiting = [item for item in items if "after_idle_socket" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in waiting] + waiting
