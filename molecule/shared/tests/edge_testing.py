@@ -7,6 +7,7 @@ scenario, its inventory, its converge playbook. Hosts are named ROLE-SCENARIO
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -56,7 +57,9 @@ class Response:
 
 
 def curl(probe, url, *options, ca=None):
-    """One request from the probe with curl; the response, parsed."""
+    """One request from the probe with curl; the response, parsed. One
+    `docker exec` for the request, its headers and its body: the line curl
+    writes (-w), then the headers and the body, each base64 on a line."""
     cmd = [
         "curl",
         "-sS",
@@ -67,19 +70,24 @@ def curl(probe, url, *options, ca=None):
         "-D",
         "/tmp/curl.headers",
         "-w",
-        "%{http_code} %{http_version} %{redirect_url}",
+        "%{http_code} %{http_version} %{redirect_url}\\n",
     ]
     if ca:
         cmd += ["--cacert", ca]
-    result = probe.run(shlex.join([*cmd, *options, url]))
+    result = probe.run(
+        "rm -f /tmp/curl.body /tmp/curl.headers; "
+        + shlex.join([*cmd, *options, url])
+        + "; rc=$?; [ $rc = 0 ] || exit $rc; base64 -w0 /tmp/curl.headers; echo; base64 -w0 /tmp/curl.body 2>/dev/null; echo"
+    )
     assert result.rc == 0, f"curl {url} failed: {result.stderr}"
-    status, version, *redirect = result.stdout.split(" ", 2)
+    written, encoded_headers, encoded_body = result.stdout.split("\n")[:3]
+    status, version, *redirect = written.split(" ", 2)
     headers = {}
-    for line in probe.file("/tmp/curl.headers").content_string.splitlines()[1:]:
+    for line in base64.b64decode(encoded_headers).decode(errors="replace").splitlines()[1:]:
         if ":" in line:
             name, value = line.split(":", 1)
             headers[name.strip().lower()] = value.strip()
-    body = probe.run("cat /tmp/curl.body").stdout
+    body = base64.b64decode(encoded_body).decode(errors="replace")
     return Response(int(status), version, redirect[0] if redirect else "", headers, body)
 
 
