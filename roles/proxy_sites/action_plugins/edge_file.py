@@ -50,12 +50,19 @@ import os
 import stat
 from collections.abc import Mapping
 
-from ansible._internal._templating import _template_vars
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.common.text.converters import to_bytes
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
-from ansible.template import trust_as_template
+
+try:
+    # How ansible-core 2.19's template action renders (its own helpers). The
+    # roles claim ansible-core 2.15 and later: where these are missing, no
+    # template is rendered here and the real template action always runs.
+    from ansible._internal._templating import _template_vars
+    from ansible.template import trust_as_template
+except ImportError:
+    _template_vars = trust_as_template = None
 from jinja2.defaults import (
     BLOCK_END_STRING,
     BLOCK_START_STRING,
@@ -215,7 +222,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _content_digest(content):
         # As the copy action writes `content` to the file it sends.
-        if isinstance(content, dict | list):
+        if isinstance(content, (dict, list)):
             content = json.dumps(content)
         return sha1(to_bytes(content))
 
@@ -231,6 +238,8 @@ class ActionModule(ActionBase):
     def _template_digest(self, args, source, task_vars):
         """SHA-1 of the template as ansible.builtin.template renders it (ansible-core 2.19's
         plugins/action/template.py, step for step up to the file it hands to copy)."""
+        if _template_vars is None:
+            raise Unknown("rendered the way of ansible-core 2.19 only")
         if args.get("state") is not None or args.get("dest") is None:
             raise Unknown("the template action would fail")
         try:
