@@ -266,3 +266,31 @@ def test_filtered_ports_are_waited_for_together(monkeypatch):
     rows = verify_probe.Prober(params).closed_port_rows()
     assert time.monotonic() - started < 1.5
     assert [r["detail"] for r in rows] == ["no answer (filtered)"] * 4
+
+
+FAKE_CURL = """#!/bin/sh
+# curl -V says HTTP3; a request counts itself in $COUNT and answers from the try $ANSWER_AT on.
+[ "$1" = -V ] && { echo "Features: HTTP2 HTTP3"; exit 0; }
+n=$(($(cat "$COUNT") + 1)); echo $n > "$COUNT"
+if [ "$n" -ge "$ANSWER_AT" ]; then printf '200 3'; exit 0; fi
+printf '000'; echo "curl: (28) Operation timed out" >&2; exit 28
+"""
+
+
+@pytest.mark.parametrize(("answer_at", "tries", "status"), [(1, 1, "pass"), (3, 3, "pass"), (99, 3, "fail")])
+def test_an_unanswered_http3_request_is_tried_again_in_a_new_curl(tmp_path, monkeypatch, answer_at, tries, status):
+    # curl's own --retry would stay on the connection that went unanswered:
+    # each try must be a curl of its own.
+    (tmp_path / "curl").write_text(FAKE_CURL)
+    (tmp_path / "curl").chmod(0o755)
+    count = tmp_path / "count"
+    count.write_text("0")
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setenv("COUNT", str(count))
+    monkeypatch.setenv("ANSWER_AT", str(answer_at))
+    site = {"name": "pipelit", "https_port": 443}
+    params = {"site": site, "timeout": 1.0, "connect_to": "", "http_path": "/", "verify_chain": False, "ca_bundle": ""}
+    checked = verify_probe.Prober(params).http3("pipelit.test")
+    assert (checked["status"], int(count.read_text())) == (status, tries)
+    if status == "fail":
+        assert checked["detail"] == "no answer over QUIC in 3 tries: curl: (28) Operation timed out"

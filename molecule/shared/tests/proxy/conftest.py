@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge_testing import config_digest as digest_of  # noqa: E402
-from edge_testing import curl, edge, probe, run_converge, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
+from edge_testing import curl, edge, probe, run_converge, tried_again_over_http3, valid_sites  # noqa: E402,F401  (fixtures, and helpers for the tests)
 
 PROXY = os.environ.get("PIPELIT_EDGE_PROXY", "nginx")
 DISTRO = os.environ.get("PIPELIT_EDGE_DISTRO", "debian12")
@@ -32,12 +32,10 @@ HTTP3_SERVED = PROXY == "caddy" or DISTRO != "debian12"
 # where both hold, every check of the suite that takes a protocol runs over
 # HTTP/3 as well.
 HTTP3_CHECKED = HTTP3_SERVED and DISTRO != "debian12"
-# curl over HTTP/3 only, as a browser that learned Alt-Svc tries it: a new
-# QUIC connection that gets no answer is tried again (twice, 10 s each), as
-# a browser falls back. nginx 1.26.3 leaves about one fresh HTTP/3
-# connection in 50 to 100 from curl 8.14 unanswered (README, HTTP/3); an
-# answer that is wrong is never retried (a status is not an error to curl).
-HTTP3_CURL = ["--http3-only", "--max-time", "10", "--retry", "2", "--retry-all-errors", "--retry-delay", "0"]
+# curl over HTTP/3 only, as a browser that learned Alt-Svc tries it, 10 s a
+# try; curl() and tried_again_over_http3 (edge_testing) try an unanswered
+# request again in a new connection.
+HTTP3_CURL = ["--http3-only", "--max-time", "10"]
 
 # The sites of molecule/shared/vars/sites.yml, by the domains the edge
 # container answers to on the scenario network.

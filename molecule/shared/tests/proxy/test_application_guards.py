@@ -14,7 +14,7 @@ import json
 import shlex
 
 import pytest
-from conftest import FLAVOUR, HTTP3_CHECKED, HTTP3_CURL, PIPELIT, VAULT, run_converge, valid_sites
+from conftest import FLAVOUR, HTTP3_CHECKED, HTTP3_CURL, PIPELIT, VAULT, run_converge, tried_again_over_http3, valid_sites
 
 SECRET_FILE = "/etc/pipelit-edge-fixture-secret"
 SECRET = "pipelit-edge-fixture-secret-never-served"
@@ -81,7 +81,10 @@ def requests(probe, ca, domain, cases):
         url = f"https://{domain}{target}" if target.startswith("/") else f"https://{domain}/"
         target_option = [] if target.startswith("/") else ["--request-target", target]
         command = ["curl", "-sS", "--max-time", "30", "--path-as-is", "--cacert", ca, "-o", f"/tmp/guard-{index}", "-w", "%{http_code}"]
-        script.append(shlex.join([*command, *options, *target_option, url]) + f"; echo ' {index}'")
+        request = shlex.join([*command, *options, *target_option, url])
+        if "--http3-only" in options:
+            request = f"({tried_again_over_http3(request)})"
+        script.append(request + f"; echo ' {index}'")
     result = probe.run("bash -c " + shlex.quote("\n".join(script)))
     statuses = {}
     for line in result.stdout.splitlines():

@@ -29,6 +29,7 @@ from conftest import (
     VAULT,
     config_digest,
     run_converge,
+    tried_again_over_http3,
     valid_sites,
     ws_check,
 )
@@ -48,10 +49,11 @@ def h3(probe, ca_files):
     def _h3(url, *options, ca=None, retry=True):
         host = url.split("/")[2].split(":")[0]
         ca = ca or ca_files.get(SITE_OF.get(host, "pipelit"))
+        command = shlex.join(
+            ["curl", *HTTP3_CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}", "--cacert", ca, *options, url]
+        )
         # A refusal is expected to fail: once is enough.
-        protocol = HTTP3_CURL if retry else ["--http3-only", "--max-time", "10"]
-        command = ["curl", *protocol, "-sS", "-o", "/dev/null", "-w", "%{http_code} %{http_version}"]
-        result = probe.run(shlex.join([*command, "--cacert", ca, *options, url]))
+        result = probe.run(tried_again_over_http3(command) if retry else command)
         return result.rc, result.stdout.strip(), result.stderr.strip()
 
     return _h3
