@@ -238,6 +238,23 @@ PLAY = """\
           - after_check.files == state.files
           - drifted.results | map(attribute='changed') | list == [true, true]
           - drifted.results | selectattr('unchanged', 'defined') | list == []
+          - drifted.results | selectattr('warnings', 'defined') | map(attribute='warnings') | flatten == []
+
+    # A read that disagrees with a file already right: the module runs and
+    # changes nothing, and the task warns (Ansible prints a result's
+    # warnings and keeps them out of what is registered: the test reads
+    # the output).
+    - name: A read that disagrees with a file already right
+      edge_file:
+        module: ansible.builtin.template
+        known: "{{ {out ~ '/site-one.conf': 'regular file|640|' ~ owner ~ '|' ~ group ~ '|' ~ '0' * 40} }}"
+        <<: *site
+      loop: [one]
+      register: mispredicted
+
+    - name: The module changed nothing
+      ansible.builtin.assert:
+        that: mispredicted.results[0].changed == false
 """
 
 OTHERS = """\
@@ -307,6 +324,8 @@ def test_the_action_skips_exactly_what_the_module_would_not_change(tmp_path):
         ANSIBLE_PIPELINING="true",
     )
     assert rc == 0, output[-6000:]
+    # Once, from the disagreeing read; never from the runs before it.
+    assert output.count("yet template changed nothing: the skip compares something other than what template writes") == 1, output[-6000:]
     assert (tmp_path / "out/site-one.conf").stat().st_mode & 0o7777 == 0o640  # the drifted mode, repaired
     rendered = (tmp_path / "out/site-one.conf").read_text(encoding="utf-8")
     assert rendered.splitlines()[1:] == ["server a.one;", "server c.one;", "included onecafé  " + extra["owner"]]

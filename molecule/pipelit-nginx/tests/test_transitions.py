@@ -14,7 +14,8 @@ playbook with the inventory of that step:
 6. nginx -> Caddy (with HTTP/3) -> nginx (without): the handover of ports
    80 and 443, TCP and UDP.
 
-After each step: the run converged; a second run changes nothing;
+After each step: the run converged; a second run changes nothing; no run
+warns that a file task's skip compares the wrong thing (edge_file);
 verify.yml passes; `ufw status` allows exactly the ports the sites serve and
 denies the ports their profiles declare, and HTTP/3 answers from the probe on
 exactly the UDP ports it opens; `systemctl --failed` is empty;
@@ -273,6 +274,18 @@ def test_a_second_run_changes_nothing(transitions, name):
     assert "again" in record, "the step's run failed"
     assert record["again"].returncode == 0, record["again"].output[-4000:]
     assert changed_count(record["again"].output) == 0, record["again"].output[-6000:]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_skip_compares_what_its_task_writes(transitions, name):
+    # proxy_sites' edge_file warns when the roles' host-state read said a
+    # file differs and the module then changed nothing: its skip compared
+    # something else and would never skip again. Every role's file tasks,
+    # nginx's and Caddy's included, run through it somewhere in the steps.
+    record = step(transitions, name)
+    for run in ("run", "again"):
+        if run in record:
+            assert "edge_file: the host-state read had" not in " ".join(record[run].output.split()), record[run].output[-6000:]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -39,7 +39,9 @@ not render. A mode, owner or group the task leaves out is not compared, as the
 module leaves it as it is on a path that exists. Modes are read as the file
 module reads them: an int as it is, a string as octal (`"0644"`, `"644"`).
 module_defaults of the wrapped module do not apply (the task's action is
-edge_file).
+edge_file). When the read says a path differs but the module then changes
+nothing, the comparison itself is wrong: the task warns, naming both
+signatures, instead of quietly running the module on every run.
 """
 
 from __future__ import annotations
@@ -180,7 +182,18 @@ class ActionModule(ActionBase):
             )
             result[target_key] = target
             return result
-        return self._run_wrapped(name, args, task_vars)
+        outcome = self._run_wrapped(name, args, task_vars)
+        if wanted is not None and not outcome.get("changed") and not outcome.get("failed"):
+            # The read said the path differs from what the task leaves, yet the
+            # module found nothing to change: the skip compared the wrong thing
+            # (the rendering here drifted from the module's) and stopped
+            # working. Said aloud, not silently paid for on every run.
+            warning = (
+                f"edge_file: the host-state read had {known[target]} at {target}, not {signature(wanted)}, "
+                f"yet {name} changed nothing: the skip compares something other than what {name} writes"
+            )
+            outcome["warnings"] = list(outcome.get("warnings") or []) + [warning]
+        return outcome
 
     def _wanted(self, name, args, task_vars):
         """The signature fields NAME with ARGS would leave; raises Unknown when that cannot be told here."""
