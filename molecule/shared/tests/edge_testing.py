@@ -67,12 +67,12 @@ HTTP3_TRIES = 3
 
 def tried_again_over_http3(command):
     """The shell COMMAND (a curl with --http3-only) run up to HTTP3_TRIES
-    times while it exits non-zero; prints the last try's output, exits with
-    its code."""
+    times while it exits non-zero, in a subshell of its own: prints the last
+    try's output, ends with its code."""
     # The x keeps the output's last newline, which $(...) would drop.
     return (
-        f"for _try in $(seq {HTTP3_TRIES}); do _out=$({command}; _rc=$?; echo x; exit $_rc); _rc=$?; [ $_rc = 0 ] && break; done; "
-        'printf "%s" "${_out%x}"; exit $_rc'
+        f"(for _try in $(seq {HTTP3_TRIES}); do _out=$({command}; _rc=$?; echo x; exit $_rc); _rc=$?; [ $_rc = 0 ] && break; done; "
+        'printf "%s" "${_out%x}"; exit $_rc)'
     )
 
 
@@ -98,7 +98,9 @@ def curl(probe, url, *options, ca=None):
     if "--http3-only" in options:
         request = tried_again_over_http3(request)
     result = probe.run(
-        "(" + request + "); rc=$?; [ $rc = 0 ] || exit $rc; base64 -w0 /tmp/curl.headers; echo; base64 -w0 /tmp/curl.body 2>/dev/null; echo"
+        "{ "
+        + request
+        + "; }; rc=$?; [ $rc = 0 ] || exit $rc; base64 -w0 /tmp/curl.headers; echo; base64 -w0 /tmp/curl.body 2>/dev/null; echo"
     )
     assert result.rc == 0, f"curl {url} failed: {result.stderr}"
     written, encoded_headers, encoded_body = result.stdout.split("\n")[:3]

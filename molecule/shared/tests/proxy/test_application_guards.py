@@ -83,7 +83,7 @@ def requests(probe, ca, domain, cases):
         command = ["curl", "-sS", "--max-time", "30", "--path-as-is", "--cacert", ca, "-o", f"/tmp/guard-{index}", "-w", "%{http_code}"]
         request = shlex.join([*command, *options, *target_option, url])
         if "--http3-only" in options:
-            request = f"({tried_again_over_http3(request)})"
+            request = tried_again_over_http3(request)
         script.append(request + f"; echo ' {index}'")
     result = probe.run("bash -c " + shlex.quote("\n".join(script)))
     statuses = {}
