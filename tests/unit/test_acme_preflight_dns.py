@@ -302,6 +302,22 @@ def test_a_server_that_does_not_answer():
     assert (problem, zone) == (f"no answer from 127.0.0.1:{port} within 0.3 s", None)
 
 
+def test_a_server_that_is_down_is_refused_at_once():
+    # Nothing listens on the port: the ICMP port unreachable ends the wait.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gone:
+        gone.bind(("127.0.0.1", 0))
+        port = gone.getsockname()[1]
+    started = time.monotonic()
+    problem, zone = pf.check_one(
+        {"name": "_acme-challenge.pipelit.test", "server": "127.0.0.1", "port": port, "key_name": KEY, "key_algorithm": "hmac-sha256"},
+        SECRET,
+        5,
+        False,
+    )
+    assert time.monotonic() - started < 2
+    assert zone is None and problem.startswith(f"no answer from 127.0.0.1:{port} (") and "refused" in problem.lower(), problem
+
+
 def test_updates_go_over_tcp_as_certbot_sends_them(server):
     server.stop = True
     server.tcp_thread.join()

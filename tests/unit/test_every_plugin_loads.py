@@ -18,23 +18,6 @@ PLUGINS = sorted(
 SCRIPTS = ["roles/nginx/files/pipelit-edge-nginx", "roles/certificate_alerts/files/pipelit-edge-certificate-alert"]
 
 
-# Known bugs, each a strict xfail: it fails the tier once the file is fixed,
-# so that the mark goes too.
-BROKEN = {
-    "roles/acme_preflight/library/acme_preflight_state.py": (
-        "DOCUMENTATION is not YAML: the C(older_proxy_ports) item of description holds ': ' in a plain scalar "
-        "('...does not serve the pre-flight path: a proxy...'), so `ansible-doc acme_preflight_state` fails"
-    ),
-}
-
-
-def cases():
-    for path in PLUGINS:
-        relative = str(path.relative_to(ROOT))
-        marks = [pytest.mark.xfail(reason=BROKEN[relative], strict=True)] if relative in BROKEN else []
-        yield pytest.param(path, id=relative, marks=marks)
-
-
 def load(path):
     spec = importlib.util.spec_from_file_location(f"loaded_{path.parent.name}_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
@@ -46,7 +29,7 @@ def test_the_roles_have_python():
     assert len(PLUGINS) >= 12
 
 
-@pytest.mark.parametrize("path", list(cases()))
+@pytest.mark.parametrize("path", PLUGINS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_it_loads_and_documents_itself(path):
     module = load(path)
     if path.parent.name == "library":

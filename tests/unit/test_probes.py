@@ -222,11 +222,12 @@ def test_a_wildcard_is_checked_under_a_name_it_covers_or_skipped(monkeypatch):
         "detail": "checked as pipelit-edge-verify.pipelit.test, which does not resolve from here",
         "site": "wild",
     }
-    assert calls == [("redirect", "pipelit.test"), ("certificate", "pipelit.test"), ("headers", "pipelit.test")]
+    # The checks run at once: their order is the rows', not the calls'.
+    assert sorted(calls) == [("certificate", "pipelit.test"), ("headers", "pipelit.test"), ("redirect", "pipelit.test")]
     calls.clear()
     monkeypatch.setattr(socket, "getaddrinfo", lambda *_args: [("resolved",)])
     Recorder(params).site_rows()
-    assert calls[0] == ("redirect", "pipelit-edge-verify.pipelit.test") and calls[-1] == ("headers", "pipelit-edge-verify.pipelit.test")
+    assert ("redirect", "pipelit-edge-verify.pipelit.test") in calls and ("headers", "pipelit-edge-verify.pipelit.test") in calls
     # With connect_to, the name need not resolve.
     monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
     assert Recorder({**params, "connect_to": "192.0.2.1"}).probe_name("*.pipelit.test") == "pipelit-edge-verify.pipelit.test"
@@ -266,6 +267,51 @@ def test_filtered_ports_are_waited_for_together(monkeypatch):
     rows = verify_probe.Prober(params).closed_port_rows()
     assert time.monotonic() - started < 1.5
     assert [r["detail"] for r in rows] == ["no answer (filtered)"] * 4
+
+
+def test_a_sites_checks_are_waited_for_together_and_keep_their_order():
+    # A site that answers nothing: each check waits its whole timeout. Two
+    # domains' redirects and certificates, the headers, HTTP/3 and two
+    # WebSockets must cost about one timeout, not eight, and the table keeps
+    # the order of the checks.
+    class Unanswered(verify_probe.Prober):
+        def probe_name(self, domain):
+            return domain
+
+        def unanswered(self, check, target):
+            time.sleep(0.5)
+            return verify_probe.row(check, target, False, "no answer")
+
+        def redirect(self, domain):
+            return self.unanswered("redirect", domain)
+
+        def certificate(self, domain):
+            return [self.unanswered("certificate", domain)]
+
+        def headers(self, domain):
+            return [self.unanswered("headers", domain)]
+
+        def http3(self, domain):
+            return self.unanswered("http3", domain)
+
+        def websocket(self, domain, path):
+            return self.unanswered("websocket", domain + path)
+
+    site = {"name": "down", "domains": ["a.test", "b.test"]}
+    params = {"site": site, "timeout": 0.5, "connect_to": "", "http3": True, "websocket_paths": ["/ws/", "/admin"]}
+    started = time.monotonic()
+    rows = Unanswered(params).site_rows()
+    assert time.monotonic() - started < 2
+    assert [(r["check"], r["target"], r["site"]) for r in rows] == [
+        ("redirect", "a.test", "down"),
+        ("certificate", "a.test", "down"),
+        ("redirect", "b.test", "down"),
+        ("certificate", "b.test", "down"),
+        ("headers", "a.test", "down"),
+        ("http3", "a.test", "down"),
+        ("websocket", "a.test/ws/", "down"),
+        ("websocket", "a.test/admin", "down"),
+    ]
 
 
 FAKE_CURL = """#!/bin/sh

@@ -23,6 +23,11 @@ target in X-Echo-Target. The edge's path guard must keep such requests away.
 which routes by path: /api to the API (GET /api answers "OK", as AliasVault's
 health check does), /admin to the Blazor admin (the only WebSocket route), and
 everything else to the web client. Each JSON answer then names its "route".
+
+A request with the header `X-Echo-Stall: SECONDS` (at most 600) gets no
+answer: the backend reads it, stays silent for that long, as a hung process
+does, then closes the connection. The proxy's read timeout ends it first; the
+rest of the backend (its other connections, an idle WebSocket) goes on.
 """
 
 import argparse
@@ -36,11 +41,13 @@ import socket
 import ssl
 import struct
 import sys
+import time
 from urllib.parse import unquote, urlsplit
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
 CHUNK = 64 * 1024  # bodies are streamed in pieces of this size
 MAX_WS_MESSAGE = 64 * 2**20  # a runaway frame length must not eat the RAM
+MAX_STALL_SECONDS = 600  # X-Echo-Stall: a typo must not hold a thread for days
 
 
 class EchoHandler(http.server.BaseHTTPRequestHandler):
@@ -110,6 +117,11 @@ class EchoHandler(http.server.BaseHTTPRequestHandler):
             body_bytes = self.drain_body()
         except ValueError as exc:
             self.send_error(400, str(exc))
+            self.close_connection = True
+            return
+        if self.headers.get("X-Echo-Stall"):
+            # A hung backend, for this request only: no answer, then closed.
+            time.sleep(min(float(self.headers["X-Echo-Stall"]), MAX_STALL_SECONDS))
             self.close_connection = True
             return
         headers = {}

@@ -329,10 +329,14 @@ def exchange(server, port, message, timeout):
     with socket.socket(family, socket.SOCK_DGRAM) as udp:
         udp.settimeout(timeout)
         try:
-            udp.sendto(message, (server, port))
+            # Connected: only the server's datagrams come in, and a server
+            # that is down (port unreachable) is "connection refused" at once
+            # instead of a silence as long as the timeout.
+            udp.connect((server, port))
+            udp.send(message)
             while True:
                 udp.settimeout(max(0.01, deadline - time.monotonic()))
-                data, _ = udp.recvfrom(65535)
+                data = udp.recv(65535)
                 if data[:2] == qid:
                     break
         except OSError as error:

@@ -10,7 +10,7 @@ description:
   - Runs on the edge host and changes nothing (check mode runs it the same).
   - Returns in C(pending_dns) the same for the sites with C(tls.challenge) dns-01, each with its challenge name
     (C(_acme-challenge.) and the domain, a wildcard's base name) and the site's RFC 2136 server, port, key name and
-    algorithm; those are not in C(pending) (no HTTP check: the CA never comes to port 80).
+    algorithm; those are not in C(pending) (no HTTP check, as the CA never comes to port 80).
   - Returns in C(pending) each domain whose certificate the proxy's ACME client is about to ask the CA for. With
     I(proxy=nginx), every domain of a site whose certbot certificate (C(/etc/letsencrypt/live/PREFIX+NAME/cert.pem))
     is missing or does not match the site (its domains, the key type, the ACME server of its renewal file), as the
@@ -20,7 +20,7 @@ description:
     socket, whether the proxy's live configuration serves the pre-flight path, whether IPv6 is enabled, and a fresh
     random token.
   - Returns in C(older_proxy_ports) the held ports whose listener is the proxy itself (its program name) while its
-    live configuration does not serve the pre-flight path: a proxy an older version of these roles configured. On
+    live configuration does not serve the pre-flight path (a proxy an older version of these roles configured). On
     those ports only DNS can be checked this run (the module warns, naming the domains); the run's proxy role adds
     the path.
   - Standard library only (plus the C(ip) and C(openssl) commands, which Debian installs).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import sys
 import time
@@ -114,29 +115,19 @@ def fetch(probe, ca_files):
     return _fetch
 
 
-# nginx closes a silent proxied connection after 60 s unless told otherwise.
-IDLE_SECONDS = 75
-
-
-@pytest.fixture(scope="session", autouse=True)
-def idle_socket(probe, ca_files):
-    """A WebSocket that goes quiet for IDLE_SECONDS, opened when the session
-    starts so the other checks run while it waits; yields a function that
-    waits for its report."""
+def in_background(probe, name, command, within):
+    """Starts `command` on the probe in the background, its standard output
+    going to a report (JSON); returns a function that waits for the report,
+    up to `within` seconds from now, and returns it (read once, kept). The
+    name is what a failure calls it."""
     # A name of its own, so a job left over from an earlier session cannot
     # touch this session's report.
-    report = f"/tmp/ws-idle-{uuid.uuid4().hex}.json"
-    probe.run(
-        f"(python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=idle-secret' "
-        f"--cafile {ca_files['pipelit']} --idle {IDLE_SECONDS} > {report}.part 2>&1; "
-        f"mv {report}.part {report}) >/dev/null 2>&1 &"
-    )
-    started = time.monotonic()
-    # Several checks wait for it (after_idle_socket): the report, once read.
+    report = f"/tmp/background-{uuid.uuid4().hex}.json"
+    probe.run(f"({command} > {report}.part 2>&1; mv {report}.part {report}) >/dev/null 2>&1 &")
+    deadline = time.monotonic() + within
     seen = {}
 
     def wait():
-        deadline = started + IDLE_SECONDS + 60
         # Looks at least once: on a loaded machine the first caller may come
         # after the deadline, with the report long written.
         while "report" not in seen:
@@ -147,10 +138,64 @@ def idle_socket(probe, ca_files):
             else:
                 break
         if "report" not in seen:
-            pytest.fail(f"no report from the idle WebSocket within {IDLE_SECONDS + 60} s")
+            pytest.fail(f"no report from {name} within {within} s")
         return seen["report"]
 
     return wait
+
+
+# nginx closes a silent proxied connection after 60 s unless told otherwise
+# (proxy_read_timeout): the idle WebSocket stays silent a little longer.
+IDLE_SECONDS = 65
+
+
+@pytest.fixture(scope="session", autouse=True)
+def idle_socket(probe, ca_files):
+    """A WebSocket that goes quiet for IDLE_SECONDS, opened when the session
+    starts so the other checks run while it waits; yields a function that
+    waits for its report."""
+    return in_background(
+        probe,
+        "the idle WebSocket",
+        f"python3 /usr/local/bin/ws_check.py 'wss://{PIPELIT}/ws/?token=idle-secret' --cafile {ca_files['pipelit']} --idle {IDLE_SECONDS}",
+        IDLE_SECONDS + 60,
+    )
+
+
+# The read timeout of Pipelit's routes but /ws/ (the model's default for
+# routes[].read_timeout): a backend silent for longer gets a 504 from the edge.
+READ_TIMEOUT_SECONDS = 60
+# The hung request's token: test_upstream_failures looks for it in the logs.
+HUNG_REQUEST_TOKEN = f"leak-timeout-{secrets.token_hex(6)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hung_request(edge, probe, ca_files):
+    """A request the Pipelit stand-in never answers (X-Echo-Stall, as a hung
+    process: echo_backend.py), sent when the session starts so that the edge's
+    read timeout passes while the other checks run; yields a function that
+    waits for its report: the status, the seconds it took, and when on the
+    edge's clock it was sent (for the journal)."""
+    sent_at = edge.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    command = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            str(READ_TIMEOUT_SECONDS + 30),
+            "-o",
+            "/dev/null",
+            "-w",
+            '{"status": %{http_code}, "seconds": %{time_total}}',
+            "--cacert",
+            ca_files["pipelit"],
+            "-H",
+            f"X-Echo-Stall: {READ_TIMEOUT_SECONDS + 30}",
+            f"https://{PIPELIT}/api/slow?token={HUNG_REQUEST_TOKEN}",
+        ]
+    )
+    wait = in_background(probe, "the hung request", command, READ_TIMEOUT_SECONDS + 90)
+    return lambda: {**wait(), "sent_at": sent_at}
 
 
 def ws_check(probe, url, ca, *options):
@@ -172,16 +217,18 @@ def edge_address(probe):
 
 
 @pytest.fixture(scope="session")
-def after_idle_socket(idle_socket):
+def after_background_checks(idle_socket, hung_request):
     """For checks that stop the backend or reload the proxy: they wait until
-    the suite's idle WebSocket has made its report, which they would break."""
+    the suite's idle WebSocket and hung request have made their reports,
+    which they would break."""
     idle_socket()
+    hung_request()
 
 
 def pytest_collection_modifyitems(items):
-    """Checks that wait for the idle WebSocket (after_idle_socket) run last,
-    in their own order: the other checks fill its idle minute instead of
-    waiting for it. The others neither reload the proxy nor stop the
-    backend: a check that does must ask for after_idle_socket."""
-    waiting = [item for item in items if "after_idle_socket" in getattr(item, "fixturenames", ())]
+    """Checks that wait for the background checks (after_background_checks)
+    run last, in their own order: the other checks fill the idle minute
+    instead of waiting for it. The others neither reload the proxy nor stop
+    the backend: a check that does must ask for after_background_checks."""
+    waiting = [item for item in items if "after_background_checks" in getattr(item, "fixturenames", ())]
     items[:] = [item for item in items if item not in waiting] + waiting

@@ -214,7 +214,7 @@ def test_aliasvault_keeps_every_path(fetch):
     assert (seen["name"], seen["target"]) == ("aliasvault", "/docs")
 
 
-def test_exposed_paths_serves_one_denied_path_again(edge, fetch, after_idle_socket):
+def test_exposed_paths_serves_one_denied_path_again(edge, fetch, after_background_checks):
     sites = valid_sites()
     sites[0]["exposed_paths"] = ["/docs"]
     try:

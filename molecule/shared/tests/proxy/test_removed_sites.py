@@ -11,7 +11,7 @@ pytestmark = pytest.mark.skipif(PROXY != "nginx", reason="the edge's certificate
 TLS_DIR = "/etc/ssl/pipelit-edge"
 
 
-def test_a_removed_sites_key_is_removed(edge, after_idle_socket):
+def test_a_removed_sites_key_is_removed(edge, after_background_checks):
     extra = {"name": "extra", "profile": "pipelit", "domains": ["extra.pipelit.test"], "tls": {"mode": "self_signed"}}
     added = run_converge({"proxy_sites": valid_sites() + [extra]})
     assert added.returncode == 0, added.output

@@ -4,8 +4,8 @@ old worker exits. (Caddy 2.6 closes WebSockets at once on a reload: the caddy
 scenario's own tests check that.)
 
 The scenario sets the timeout short (molecule/nginx/converge.yml); this test
-reads it from nginx.conf. It reloads nginx, so it waits for the suite's idle
-WebSocket first (after_idle_socket).
+reads it from nginx.conf. It reloads nginx, so it waits for the suite's
+background checks first (after_background_checks).
 """
 
 import json
@@ -31,7 +31,7 @@ def workers(edge):
     return {int(pid): title for pid, title in (line.strip().split(" ", 1) for line in lines) if "worker" in title}
 
 
-def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe, ca_files, after_idle_socket):
+def test_a_websocket_open_across_a_reload_is_closed_within_the_bound(edge, probe, ca_files, after_background_checks):
     setting = re.search(r"^worker_shutdown_timeout (\S+);", edge.file("/etc/nginx/nginx.conf").content_string, re.M)
     assert setting, "no worker_shutdown_timeout: an old worker lives as long as its WebSockets"
     bound = seconds(setting.group(1))
